@@ -1,0 +1,1 @@
+"""Audio in: files (soundfile), resampling (soxr), microphone capture (sounddevice)."""

@@ -1,0 +1,77 @@
+"""The ``edgekit`` command: parse, call, print. Each subcommand lives in ``edgekit.commands``.
+
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Errors derived from :class:`EdgekitError` are printed on one line, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+from . import __version__
+from .errors import EdgekitError, EdgekitWarning
+
+# name -> module under edgekit.commands; imported lazily so `edgekit --help` stays fast.
+COMMANDS = {
+    "classify": "classify",
+    "doctor": "doctor",
+    "version": "doctor",
+    # "macs": "macs",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekit",
+        description="Sound-event detection on a Raspberry Pi, on the CPU or a Coral Edge TPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f".commands.{module_name}", __package__)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # Our own warnings are messages for the user, not for a developer: one line, no source path.
+    if issubclass(category, EdgekitWarning):
+        print(f"edgekit: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="edgekit: %(levelname)s: %(message)s",
+    )
+    warnings.showwarning = _show_warning
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except EdgekitError as exc:
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

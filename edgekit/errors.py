@@ -1,0 +1,64 @@
+"""One error tree for the whole kit.
+
+Every error a user can cause derives from :class:`EdgekitError` and also from the builtin it
+resembles, so callers may catch either. The CLI prints ``str(err)`` on one line and exits
+non-zero; messages therefore say what went wrong *and* what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Root of every error the kit raises on purpose."""
+
+
+class ConfigError(EdgekitError, ValueError):
+    """A bad option or config value."""
+
+
+class ModelError(EdgekitError):
+    """Anything wrong with getting or using a model."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model name or path that leads nowhere."""
+
+
+class ModelFileError(ModelError, ValueError):
+    """A file that is not a usable .tflite model (corrupt, truncated, LFS pointer, ...)."""
+
+
+class UnsupportedModelError(ModelError, ValueError):
+    """A valid model this kit cannot drive (wrong input shape, unknown input kind)."""
+
+
+class RuntimeNotFoundError(EdgekitError, ImportError):
+    """Neither LiteRT nor tflite-runtime is importable."""
+
+
+class DeviceError(EdgekitError, ValueError):
+    """A bad device string."""
+
+
+class EdgeTPUError(EdgekitError, RuntimeError):
+    """The Edge TPU cannot be used: no library, no device, permissions, version mismatch."""
+
+
+class AudioError(EdgekitError):
+    """Anything wrong with audio input."""
+
+
+class AudioFileError(AudioError, ValueError):
+    """An audio file that cannot be read or holds nothing usable."""
+
+
+class LabelsError(EdgekitError, ValueError):
+    """A label file that cannot be read or does not fit the model."""
+
+
+class EdgekitWarning(UserWarning):
+    """A degraded but working mode (for example Edge TPU missing, running on the CPU)."""
+
+
+class FallbackWarning(EdgekitWarning):
+    """The requested device could not be used and another one was taken instead."""

@@ -1,0 +1,1 @@
+"""Waveform -> log-mel patches: float reference, fixed-point path, streaming state."""

@@ -1,0 +1,73 @@
+"""Class names: YAMNet's class-map CSV, a labels .txt, or the file embedded in the model."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from .errors import LabelsError
+from .graph import Graph, read_associated_file
+
+
+def parse_labels(text: str, source: str = "labels") -> tuple[str, ...]:
+    lines = [ln.rstrip("\r") for ln in text.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise LabelsError(f"{source}: no labels in the file")
+    header = lines[0].lower().replace(" ", "")
+    if "display_name" in header and "," in header:
+        # YAMNet's class map: index,mid,display_name (names may be quoted and hold commas).
+        rows = list(csv.DictReader(io.StringIO("\n".join(lines))))
+        try:
+            by_index = {int(r["index"]): r["display_name"] for r in rows} if "index" in rows[0] else None
+        except (ValueError, KeyError, TypeError):
+            raise LabelsError(f"{source}: a row has a bad index; expected index,mid,display_name") from None
+        if by_index is None:
+            return tuple(r["display_name"] for r in rows)
+        if sorted(by_index) != list(range(len(by_index))):
+            raise LabelsError(f"{source}: class indices are not 0..{len(by_index) - 1} without gaps")
+        return tuple(by_index[i] for i in range(len(by_index)))
+    # pycoral's format "N  label" when every line is numbered, else one label per line.
+    numbered = [ln.split(maxsplit=1) for ln in lines]
+    if all(len(p) == 2 and p[0].rstrip(":").isdigit() for p in numbered):
+        by_index = {int(p[0].rstrip(":")): p[1].strip() for p in numbered}
+        size = max(by_index) + 1
+        return tuple(by_index.get(i, f"class {i}") for i in range(size))
+    return tuple(ln.strip() for ln in lines)
+
+
+def load_labels(path: str | Path) -> tuple[str, ...]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelsError(f"{p}: no such labels file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsError(f"{p}: cannot read the labels file ({exc})") from None
+    return parse_labels(text, str(p))
+
+
+def embedded_labels(graph: Graph, data: bytes) -> tuple[str, ...] | None:
+    """The labels file TFLite metadata zipped onto the model, if there is one."""
+    for name in graph.associated_files:
+        if name.lower().endswith(".txt") and "label" in name.lower():
+            raw = read_associated_file(data, name)
+            if raw:
+                try:
+                    return parse_labels(raw.decode("utf-8"), name)
+                except (UnicodeDecodeError, LabelsError):
+                    return None
+    return None
+
+
+def find_sidecar_labels(model_path: Path) -> Path | None:
+    """A class map next to the model, as users keep them (yamnet_class_map.csv, labels.txt)."""
+    stem = model_path.stem.removesuffix("_edgetpu")
+    family = stem.split("_")[0]
+    for name in (f"{stem}_labels.txt", f"{stem}.txt", f"{family}_class_map.csv", f"{family}_labels.txt",
+                 "imagenet_labels.txt" if family == "mobilenet" else "", "labels.txt"):
+        if name and (model_path.parent / name).is_file():
+            return model_path.parent / name
+    return None

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from edgekit.frontend import reference as R
+from edgekit.frontend.stream import StreamingFrontend
+from edgekit.params import FeatureParams
+
+
+def feed_randomly(stream, x, seed=0):
+    rng = np.random.default_rng(seed)
+    out, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 4000))
+        out += stream.push(x[i:i + n])
+        i += n
+    return out + stream.flush()
+
+
+@pytest.mark.parametrize("hop", [0.48, 0.1, 0.01])
+def test_float_stream_equals_batch_exactly(recordings, hop):
+    params = FeatureParams().with_hop(hop)
+    x = recordings["speech.wav"]
+    patches = feed_randomly(StreamingFrontend.float(params), x)
+    batch = R.waveform_to_patches(x, params)
+    assert len(patches) == len(batch)
+    for k, p in enumerate(patches):
+        assert p.index == k and p.start_sample == k * params.patch_hop_samples
+        np.testing.assert_array_equal(p.features, batch[k])
+
+
+def test_each_frame_is_computed_once():
+    calls = []
+
+    def featurise(frames):
+        calls.append(len(frames))
+        return R.log_mel_frames(frames)
+
+    s = StreamingFrontend(featurise, FeatureParams().with_hop(0.1))
+    x = np.zeros(16000 * 3, np.int16)
+    for i in range(0, len(x), 1000):
+        s.push(x[i:i + 1000])
+    assert sum(calls) == 1 + (len(x) - 400) // 160
+
+
+def test_stream_rejects_float_samples():
+    with pytest.raises(TypeError, match="int16"):
+        StreamingFrontend.float().push(np.zeros(10, np.float32))
+
+
+def test_short_stream_flushes_one_padded_patch():
+    s = StreamingFrontend.float()
+    assert s.push(np.ones(500, np.int16)) == []
+    out = s.flush()
+    assert len(out) == 1
+    np.testing.assert_array_equal(out[0].features, R.waveform_to_patches(np.ones(500, np.int16))[0])
