@@ -8,7 +8,6 @@ process: no model file, however broken, can take the process down.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,14 @@ from .errors import (
     LabelsError,
     UnsupportedModelError,
 )
-from .graph import Graph, TensorInfo, read_graph_file
+from .frontend.fixed import InputQuant
+from .graph import Graph, read_graph_file
 from .labels import embedded_labels, find_sidecar_labels, load_labels
 from .params import FeatureParams
 from .paths import resolve_model
 from .runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
 
 WAVEFORM, LOGMEL, IMAGE = "waveform", "log-mel", "image"
-
-
-@dataclass(frozen=True)
-class Quant:
-    """Affine quantisation: real = (code - zero_point) * scale."""
-
-    scale: float
-    zero_point: int
 
 
 def input_kind(graph: Graph, params: FeatureParams = FeatureParams()) -> str:
@@ -59,7 +51,7 @@ def input_kind(graph: Graph, params: FeatureParams = FeatureParams()) -> str:
     )
 
 
-def logmel_quant(graph: Graph) -> Quant | None:
+def logmel_quant(graph: Graph) -> InputQuant | None:
     """The quantisation the model's body applies to its log-mel input.
 
     An int8 input carries it directly; a float input followed by a QUANTIZE op (Coral's
@@ -67,12 +59,12 @@ def logmel_quant(graph: Graph) -> Quant | None:
     """
     t = graph.input_tensors()[0]
     if t.dtype in ("int8", "uint8") and t.quantized:
-        return Quant(t.scales[0], t.zero_points[0])
+        return InputQuant(t.scales[0], t.zero_points[0])
     for op in graph.operators:
         if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] == t.index:
             q = graph.tensors[op.outputs[0]]
             if q.quantized and q.dtype == "int8":
-                return Quant(q.scales[0], q.zero_points[0])
+                return InputQuant(q.scales[0], q.zero_points[0])
     return None
 
 

@@ -95,3 +95,50 @@ class StreamingFrontend:
         target = reference.padded_length(self._total, self.params)
         out = self.push(np.zeros(target - self._total, np.int16)) if target > self._total else []
         return out
+
+
+class StreamingWindows:
+    """The same patch clock for waveform models: the raw 0.975 s window every hop.
+
+    Emits :class:`Patch` objects whose ``features`` are the window's int16 samples, at the
+    start samples the log-mel streams use, so both kinds of model see the same windows.
+    """
+
+    def __init__(self, params: FeatureParams = FeatureParams()):
+        self.params = params
+        self.reset()
+
+    def reset(self) -> None:
+        self._samples = np.zeros(0, np.int16)
+        self._samples_start = 0
+        self._total = 0
+        self._next_patch = 0
+
+    @property
+    def samples_seen(self) -> int:
+        return self._total
+
+    def push(self, block: np.ndarray) -> list[Patch]:
+        block = np.asarray(block)
+        if block.dtype != np.int16:
+            raise TypeError(f"the streaming front end takes int16 PCM, got {block.dtype}")
+        p = self.params
+        self._total += len(block)
+        self._samples = np.concatenate([self._samples, block.reshape(-1)])
+        out = []
+        while True:
+            start = self._next_patch * p.patch_hop_samples
+            lo = start - self._samples_start
+            if lo + p.patch_samples > len(self._samples):
+                break
+            out.append(Patch(self._next_patch, start, self._samples[lo:lo + p.patch_samples].copy()))
+            self._next_patch += 1
+        drop = self._next_patch * p.patch_hop_samples - self._samples_start
+        if drop > 0:
+            self._samples = self._samples[drop:]
+            self._samples_start += drop
+        return out
+
+    def flush(self) -> list[Patch]:
+        target = reference.padded_length(self._total, self.params)
+        return self.push(np.zeros(target - self._total, np.int16)) if target > self._total else []

@@ -1,0 +1,114 @@
+"""Real PortAudio capture from a real PulseAudio server; device loss and recovery; file replay."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from edgekit.audio.files import read_audio
+from edgekit.audio.ring import SampleRing
+from edgekit.audio.sources import FileSource, MicSource, resolve_input_device
+from edgekit.errors import AudioError
+from pulse import pulse  # noqa: F401 - fixture
+
+
+def capture_for(src, seconds: float) -> np.ndarray:
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        out.append(src.read(timeout=0.1))
+    return np.concatenate(out)
+
+
+def wait_for_audio(src, limit: float = 5.0) -> None:
+    """A fresh PulseAudio connection takes ~2 s to deliver its first block."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if len(src.read(timeout=0.1)):
+            return
+    raise AssertionError("no audio arrived")
+
+
+def best_correlation(recorded: np.ndarray, original: np.ndarray) -> float:
+    """Peak normalised cross-correlation, whatever the capture latency."""
+    r = recorded.astype(np.float64)
+    o = original.astype(np.float64)
+    n = len(r) + len(o)
+    size = 1 << (n - 1).bit_length()
+    xc = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(o, size)), size)
+    lag = int(np.argmax(xc))
+    seg = np.roll(np.pad(r, (0, size - len(r))), -lag)[: len(o)]
+    return float(np.dot(seg, o) / (np.linalg.norm(seg) * np.linalg.norm(o) + 1e-12))
+
+
+def test_mic_capture_resamples_what_was_played(pulse, audio_dir):
+    src = MicSource("pulse", block_seconds=0.02)
+    src.start()
+    try:
+        assert src.rate in (44100, 48000, 16000)
+        wait_for_audio(src)
+        player = pulse.play(audio_dir / "speech.wav", wait=False)
+        recorded = capture_for(src, 5.5)
+        player.wait(timeout=30)
+    finally:
+        src.stop()
+    assert recorded.dtype == np.int16
+    original = read_audio(audio_dir / "speech.wav")
+    assert best_correlation(recorded, original) > 0.95
+    assert src.stats.dropped_blocks == 0
+
+
+def test_mic_loss_is_noticed_and_recovered(pulse, caplog):
+    src = MicSource("pulse", block_seconds=0.02)
+    src.start()
+    src.BACKOFF = (0.2, 0.5, 1.0)
+    try:
+        wait_for_audio(src)
+        pulse.stop()
+        t0 = time.monotonic()
+        while not src.stats.lost and time.monotonic() - t0 < 5:
+            src.read(timeout=0.1)
+        assert src.stats.lost, "the loss was not noticed"
+        assert time.monotonic() - t0 < 2.5
+        capture_for(src, 1.5)  # several failed reopen attempts while the server is down
+        lost_logs = [r for r in caplog.records if "audio input lost" in r.getMessage()]
+        assert len(lost_logs) == 1, "logged once, not per attempt"
+        pulse.start()
+        t1 = time.monotonic()
+        while src.stats.lost and time.monotonic() - t1 < 15:
+            src.read(timeout=0.1)
+        assert not src.stats.lost and src.stats.reopens == 1
+        wait_for_audio(src)
+    finally:
+        src.stop()
+
+
+def test_unknown_device_lists_the_real_ones(pulse):
+    with pytest.raises(AudioError, match="no input device matches 'no-such-mic'.*pulse"):
+        resolve_input_device("no-such-mic")
+
+
+def test_ring_drops_whole_blocks_when_full():
+    ring = SampleRing(10)
+    ring.write(np.arange(6, dtype=np.int16))
+    ring.write(np.arange(6, dtype=np.int16))  # no room: dropped whole, counted
+    assert ring.dropped_blocks == 1 and ring.available() == 6
+    np.testing.assert_array_equal(ring.read(4), [0, 1, 2, 3])
+    ring.write(np.array([7, 8, 9, 10, 11, 12], np.int16))  # wraps around
+    np.testing.assert_array_equal(ring.read(), [4, 5, 7, 8, 9, 10, 11, 12])
+
+
+def test_file_source_at_max_speed_replays_every_sample(audio_dir):
+    src = FileSource(str(audio_dir / "car_horn.wav"), block_seconds=0.05, speed="max")
+    src.start()
+    blocks = []
+    while (b := src.read()) is not None:
+        blocks.append(b)
+    np.testing.assert_array_equal(np.concatenate(blocks), read_audio(audio_dir / "car_horn.wav"))
+    assert all(len(b) == 800 for b in blocks[:-1])
+
+
+def test_file_source_rejects_unknown_speed(audio_dir):
+    with pytest.raises(AudioError, match="realtime or max"):
+        FileSource(str(audio_dir / "speech.wav"), speed="fast")
