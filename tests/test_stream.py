@@ -53,3 +53,29 @@ def test_short_stream_flushes_one_padded_patch():
     out = s.flush()
     assert len(out) == 1
     np.testing.assert_array_equal(out[0].features, R.waveform_to_patches(np.ones(500, np.int16))[0])
+
+
+@pytest.mark.parametrize("hop", [0.48, 0.1])
+def test_fixed_stream_equals_batch_exactly(recordings, spectra_model, hop):
+    from edgekit.frontend.fixed import FixedFrontend
+
+    params = FeatureParams().with_hop(hop)
+    x = recordings["dog.wav"]
+    patches = feed_randomly(StreamingFrontend.fixed(spectra_model.input_quant, params), x, seed=3)
+    batch = FixedFrontend(spectra_model.input_quant, params).waveform_to_codes(x)
+    assert len(patches) == len(batch)
+    for k, p in enumerate(patches):
+        assert p.features.dtype == np.int8
+        np.testing.assert_array_equal(p.features, batch[k])
+
+
+def test_waveform_windows_match_the_batch_windows(recordings):
+    from edgekit.frontend.stream import StreamingWindows
+
+    params = FeatureParams().with_hop(0.1)
+    x = recordings["speech.wav"]
+    out = feed_randomly(StreamingWindows(params), x, seed=5)
+    batch = R.frame(R.pad_waveform(x, params), params.patch_samples, params.patch_hop_samples)
+    assert len(out) == len(batch)
+    for k, p in enumerate(out):
+        np.testing.assert_array_equal(p.features, batch[k])
