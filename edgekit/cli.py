@@ -20,7 +20,7 @@ COMMANDS = {
     "classify": "classify",
     "doctor": "doctor",
     "version": "doctor",
-    # "macs": "macs",
+    "macs": "macs",
 }
 
 
