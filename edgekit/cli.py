@@ -21,6 +21,9 @@ COMMANDS = {
     "doctor": "doctor",
     "version": "doctor",
     "macs": "macs",
+    "config": "config",
+    "run": "run",
+    "devices": "devices",
 }
 
 

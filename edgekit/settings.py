@@ -48,7 +48,9 @@ class Rule:
     k: int = 1
     n: int = 1
     min_duration: float = 0.0  # seconds above enter before a start is emitted
-    hold: float = 0.0  # seconds after an end during which no new start is emitted (cooldown)
+    # Seconds the score must stay below release before the event ends: a beeping alarm's gaps
+    # do not split it, so one alarm is one event (and no new start follows within hold).
+    hold: float = 0.0
     gpio: GpioAction | None = None
     mqtt: bool = True  # publish this rule's events when [mqtt] is configured
 

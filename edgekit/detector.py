@@ -1,0 +1,182 @@
+"""Scores per window -> start/end events per rule: smoothing, hysteresis, min_duration and hold.
+
+Every duration is measured on ``stream_time`` (seconds of audio), never in windows and never on
+the wall clock, so a rule behaves the same at a 0.1 s hop as at 0.48 s, and a file replayed at
+full speed gives the same events as the live microphone. Each window counts for one hop of
+time: a condition seen in one window has lasted one hop, so ``min_duration`` or ``hold`` no
+longer than the hop act at once.
+
+``hold`` keeps an event open through short dips: the end waits until the smoothed score has
+stayed below ``release`` for ``hold`` seconds, and a return within that time continues the same
+event. A beeping smoke alarm is therefore one event, and no new start can follow within
+``hold`` seconds of the sound stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .events import Event
+from .settings import Rule
+
+_EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
+
+
+class _Track:
+    """One rule's state; plain Python floats, because n is small and this runs every hop."""
+
+    __slots__ = ("rule", "index", "buf", "pos", "active", "since", "below_since", "start_time",
+                 "label", "best", "peak")
+
+    def __init__(self, rule: Rule, index: list[int]):
+        self.rule = rule
+        self.index = index
+        self.buf = [0.0] * (rule.n if rule.smoothing != "none" else 1)
+        self.reset()
+
+    def reset(self) -> None:
+        # A fresh track assumes silence before it: a moving average starts from zeros.
+        self.buf[:] = [0.0] * len(self.buf)
+        self.pos = 0
+        self.active = False
+        self.since = None  # stream_time the start condition first held (pending start)
+        self.below_since = None  # stream_time the score first fell below release (pending end)
+        self.start_time = 0.0
+        self.label = ""
+        self.best = -1.0
+        self.peak = 0.0
+
+    def smooth(self, score: float) -> tuple[float, bool, bool]:
+        """(smoothed score, start condition, end condition) after one more window."""
+        r, buf = self.rule, self.buf
+        buf[self.pos] = score
+        self.pos = (self.pos + 1) % len(buf)
+        if r.smoothing == "none":
+            return score, score >= r.enter, score < r.release
+        if r.smoothing == "mean":
+            mean = sum(buf) / len(buf)
+            return mean, mean >= r.enter, mean < r.release
+        hits = total = held = 0
+        for v in buf:
+            if v >= r.enter:
+                hits += 1
+                total += v
+            if v >= r.release:
+                held += 1
+        return (total / hits if hits else 0.0), hits >= r.k, held < r.k
+
+    def note_label(self, scores: np.ndarray | None, labels: Sequence[str]) -> None:
+        if scores is None:
+            return
+        for i in self.index:
+            if scores[i] > self.best:
+                self.best = float(scores[i])
+                self.label = labels[i]
+
+
+class Detector:
+    """Feed it one window of scores per hop; it returns the events that window caused."""
+
+    def __init__(self, rules: Sequence[Rule], labels: Sequence[str], hop_seconds: float):
+        if not hop_seconds > 0:
+            raise ConfigError(f"hop_seconds must be positive, got {hop_seconds}")
+        self.hop = float(hop_seconds)
+        self.labels = tuple(labels)
+        exact = {name: i for i, name in enumerate(self.labels)}
+        folded: dict[str, int] = {}
+        for i, name in enumerate(self.labels):
+            folded.setdefault(name.casefold(), i)
+        self._tracks: list[_Track] = []
+        gather: list[int] = []
+        offsets: list[int] = []
+        for rule in rules:
+            index = []
+            for name in rule.labels:
+                i = exact.get(name, folded.get(name.casefold()))
+                if i is None:
+                    raise ConfigError(f'rule "{rule.name}": label "{name}" is not one of the model\'s labels')
+                if i not in index:
+                    index.append(i)
+            if not index:
+                raise ConfigError(f'rule "{rule.name}" has no labels')
+            offsets.append(len(gather))
+            gather.extend(index)
+            self._tracks.append(_Track(rule, index))
+        # One gather and one reduceat give every rule's max in two small numpy calls per hop.
+        self._gather = np.asarray(gather, dtype=np.intp)
+        self._offsets = np.asarray(offsets, dtype=np.intp)
+        self._silence = [0.0] * len(self._tracks)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(t.rule for t in self._tracks)
+
+    def active(self) -> list[str]:
+        """Names of the rules with an open event."""
+        return [t.rule.name for t in self._tracks if t.active]
+
+    def update(self, scores: np.ndarray | None, t_mono: float, t_wall: float, stream_time: float,
+               dbfs: float | None = None) -> list[Event]:
+        """One window. ``scores=None``: the volume gate skipped it, which counts as silence.
+
+        ``dbfs`` is accepted so callers can pass what they have; the rules do not use it.
+        """
+        if not self._tracks:
+            return []
+        if scores is None:
+            rule_scores = self._silence
+        else:
+            if scores.shape[-1] != len(self.labels):
+                raise ValueError(f"{scores.shape[-1]} scores for {len(self.labels)} labels")
+            flat = scores.reshape(-1)
+            rule_scores = np.maximum.reduceat(flat[self._gather], self._offsets).tolist()
+        events: list[Event] = []
+        for track, score in zip(self._tracks, rule_scores):
+            event = self._step(track, score, scores, t_mono, t_wall, stream_time)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self, t_mono: float, t_wall: float, stream_time: float) -> list[Event]:
+        """End every open event (shutdown, end of a file) and forget all state."""
+        events = [self._end(t, t_mono, t_wall, stream_time) for t in self._tracks if t.active]
+        for t in self._tracks:
+            t.reset()
+        return events
+
+    def _step(self, t: _Track, score: float, scores, t_mono, t_wall, now) -> Event | None:
+        smoothed, on, off = t.smooth(score)
+        r = t.rule
+        if t.active:
+            t.peak = max(t.peak, smoothed)
+            if not off:
+                t.below_since = None
+                return None
+            if t.below_since is None:
+                t.below_since = now
+            if now - t.below_since + self.hop >= r.hold - _EPS:
+                return self._end(t, t_mono, t_wall, now)
+            return None
+        if not on:
+            t.since, t.best, t.peak = None, -1.0, 0.0
+            return None
+        if t.since is None:
+            t.since = now
+        t.note_label(scores, self.labels)
+        t.peak = max(t.peak, smoothed)
+        if now - t.since + self.hop < r.min_duration - _EPS:
+            return None
+        t.active, t.start_time, t.below_since = True, now, None
+        if not t.label:  # only gated windows so far (cannot happen with enter > 0)
+            t.label = self.labels[t.index[0]]
+        return Event("start", r.name, t.label, smoothed, t.peak, t_mono, t_wall, now)
+
+    @staticmethod
+    def _end(t: _Track, t_mono: float, t_wall: float, now: float) -> Event:
+        event = Event("end", t.rule.name, t.label, t.peak, t.peak, t_mono, t_wall, now,
+                      duration=max(0.0, now - t.start_time))
+        t.active, t.since, t.below_since, t.best, t.label, t.peak = False, None, None, -1.0, "", 0.0
+        return event
