@@ -24,6 +24,8 @@ COMMANDS = {
     "config": "config",
     "run": "run",
     "devices": "devices",
+    "service": "service",
+    "bench": "bench",
 }
 
 

@@ -50,7 +50,7 @@ class EdgeTPUStatus:
             if not self.udev_rule:
                 return (
                     "a Coral USB Accelerator is attached but this user cannot open it: install "
-                    "udev rules for 1a6e:089a and 18d1:9302 (systemd/99-edgetpu.rules), run "
+                    "udev rules for 1a6e:089a and 18d1:9302 (systemd/60-edgetpu.rules), run "
                     "`sudo udevadm control --reload-rules && sudo udevadm trigger`, and re-plug it"
                 )
             return "a Coral USB Accelerator is attached but not writable by this user: add the user to the plugdev group"

@@ -56,6 +56,25 @@ class LabelsError(EdgekitError, ValueError):
     """A label file that cannot be read or does not fit the model."""
 
 
+class ActionError(EdgekitError):
+    """An action (GPIO, MQTT, event log) that cannot be set up."""
+
+
+class GpioError(ActionError, RuntimeError):
+    """No usable GPIO pin factory, or a pin that cannot be claimed."""
+
+
+class MqttError(ActionError, ValueError):
+    """MQTT settings that cannot work: unreadable TLS files, wildcards in topic parts, a bad port.
+
+    Network trouble is never an exception: it shows in the action's status and log.
+    """
+
+
+class EventLogError(ActionError, OSError):
+    """An event log path that cannot be created or written."""
+
+
 class EdgekitWarning(UserWarning):
     """A degraded but working mode (for example Edge TPU missing, running on the CPU)."""
 

@@ -28,12 +28,11 @@ STATUS_EVERY = 5.0  # seconds between STATUS= updates when nothing happens
 
 class Service:
     def __init__(self, config_path: str, *, source: str | None = None, speed: str | None = None,
-                 notifier: Notifier | None = None, pin_factory=None):
+                 notifier: Notifier | None = None):
         self.config_path = config_path
         self.source_override = source
         self.speed_override = speed
         self.notifier = notifier or Notifier()
-        self.pin_factory = pin_factory  # a gpiozero factory object, for tests
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.config: Config | None = None
@@ -86,7 +85,7 @@ class Service:
 
         detector = Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
         pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
-        actions = build_actions(cfg, model.labels, pin_factory=self.pin_factory)
+        actions = build_actions(cfg)
         return pipeline, actions
 
     def _open_source(self, cfg: Config):

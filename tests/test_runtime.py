@@ -126,7 +126,7 @@ def test_no_device_at_all(tmp_path, monkeypatch):
 
 
 def test_udev_rule_detection(tmp_path):
-    rules = tmp_path / "99-edgetpu.rules"
+    rules = tmp_path / "60-edgetpu.rules"
     rules.write_text('SUBSYSTEM=="usb",ATTRS{idVendor}=="1a6e",GROUP="plugdev"\n'
                      'SUBSYSTEM=="usb",ATTRS{idVendor}=="18d1",GROUP="plugdev"\n')
     assert edgetpu._udev_rule_present([str(tmp_path)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+EX_CONFIG = 78
+
 HELP = "listen and act: microphone (or a replayed file) → model → detector → GPIO/MQTT/log"
 
 
@@ -15,6 +17,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..service import Service
 
     # The daemon's log is its journal: INFO and up, without timestamps (journald adds them).
@@ -24,4 +27,9 @@ def run(args) -> int:
     for h in root.handlers:
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     sys.stdout.reconfigure(line_buffering=True)
-    return Service(args.config, source=args.source, speed=args.speed).run()
+    try:
+        return Service(args.config, source=args.source, speed=args.speed).run()
+    except ConfigError as exc:
+        # EX_CONFIG: the unit's RestartPreventExitStatus=78 stops systemd retrying a bad config.
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return EX_CONFIG

@@ -1,0 +1,112 @@
+"""A JSON-lines event log: one line per event, flushed on write, rotated by size.
+
+Rotation follows logging.handlers.RotatingFileHandler's naming (``events.jsonl`` is the newest,
+``.1`` the one before, up to ``.<backups>``). Unlike that handler, ``backups = 0`` still bounds
+the size: the file starts over. Written here rather than through the handler so that a full
+disk is one log line and a counter in the status, not a traceback on stderr per event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from ..errors import EventLogError
+from ..events import Event
+from ..settings import EventLogSettings
+from . import event_json
+
+log = logging.getLogger(__name__)
+
+
+class EventLog:
+    def __init__(self, settings: EventLogSettings, *, fsync: bool = False):
+        self.path = Path(settings.path).expanduser()
+        self.max_bytes = settings.max_bytes
+        self.backups = settings.backups
+        self.fsync = fsync
+        self.written = 0
+        self.failures = 0
+        self._failing = False
+        self._closed = False
+        self._lock = threading.Lock()
+        try:
+            self._file = self._open()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise EventLogError(
+                f"cannot write the event log {self.path}: {reason}; choose a writable [log] path"
+            ) from exc
+
+    def _open(self, mode: str = "ab"):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return open(self.path, mode)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        self._file = None
+        if self.backups > 0:
+            for i in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            self._file = self._open()
+        else:
+            self._file = self._open("wb")
+
+    def handle(self, event: Event) -> None:
+        data = (event_json(event) + "\n").encode("utf-8")
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._file is None:  # a failed write closed it; try again now
+                    self._file = self._open()
+                size = self._file.tell()
+                if self.max_bytes > 0 and size > 0 and size + len(data) > self.max_bytes:
+                    self._rotate()
+                self._file.write(data)
+                self._file.flush()
+                if self.fsync:
+                    os.fsync(self._file.fileno())
+            except OSError as exc:
+                self.failures += 1
+                if not self._failing:
+                    log.error("event log %s: write failed (%s); events are being lost", self.path, exc)
+                self._failing = True
+                self._drop_file()
+                return
+            self.written += 1
+            if self._failing:
+                log.warning("event log %s: writable again after %d lost events", self.path, self.failures)
+                self._failing = False
+
+    def _drop_file(self) -> None:
+        try:
+            if self._file is not None:
+                self._file.close()
+        except OSError:
+            pass  # the data is lost either way; the counter says so
+        self._file = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._file is not None:
+                try:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                except OSError as exc:
+                    log.error("event log %s: final flush failed (%s)", self.path, exc)
+                self._drop_file()
+
+    def status(self) -> str:
+        text = f"log {self.written} events"
+        if self.failures:
+            text += f", {self.failures} lost (write errors)"
+        return text

@@ -1,0 +1,360 @@
+"""Install the systemd unit, the Coral udev rules and the example config (``edgekit service install``).
+
+The files have one source of truth, the repository's ``systemd/`` folder. They are found:
+
+1. in ``$EDGEKIT_SYSTEMD_DIR`` when set;
+2. beside the package (``<repo>/systemd``): a source checkout or an editable install;
+3. in ``<prefix>/share/edgekit/systemd`` of the running Python, where a wheel puts them
+   (``[tool.setuptools.data-files]`` in pyproject.toml), then /usr/local/share and /usr/share.
+
+Everything is written under ``prefix`` (``/`` for a real install, a scratch folder for tests or for
+building an SD-card image), and nothing outside it. The system commands that follow (groupadd, udevadm,
+systemctl) are run only for a real install by root on a machine booted with systemd; otherwise they are
+printed for the user to run.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EdgekitError
+
+UNIT_NAME = "edgekit.service"
+RULES_NAME = "60-edgetpu.rules"
+CONFIG_NAME = "edgekit.toml"
+
+UNIT_DIR = Path("etc/systemd/system")
+RULES_DIR = Path("etc/udev/rules.d")
+CONFIG_DIR = Path("etc/edgekit")
+CONFIG_PATH = Path("/") / CONFIG_DIR / CONFIG_NAME
+
+# ProtectHome=yes makes these inaccessible to the service: an executable (or its interpreter) there
+# fails at start with status 203/EXEC.
+HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+class ServiceInstallError(EdgekitError):
+    """The service files cannot be found or installed."""
+
+
+@dataclass
+class FileAction:
+    kind: str  # "unit", "udev rules", "config"
+    source: Path | None
+    dest: Path  # under the prefix
+    action: str  # "create", "replace", "unchanged", "keep", "missing"
+    note: str = ""
+    content: bytes | None = None  # what gets written (None: nothing)
+
+
+@dataclass
+class InstallPlan:
+    prefix: Path
+    exec_start: str
+    files: list[FileAction] = field(default_factory=list)
+    commands: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.prefix == Path("/")
+
+
+# -- finding the files -------------------------------------------------------------------------------
+def candidate_dirs() -> list[Path]:
+    dirs = []
+    env = os.environ.get("EDGEKIT_SYSTEMD_DIR")
+    if env:
+        dirs.append(Path(env))
+    dirs.append(Path(__file__).resolve().parents[1] / "systemd")
+    data = sysconfig.get_path("data")
+    for base in dict.fromkeys([data, sys.prefix, sys.base_prefix, "/usr/local", "/usr"]):
+        if base:
+            dirs.append(Path(base) / "share" / "edgekit" / "systemd")
+    return dirs
+
+
+def find_source_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The folder holding edgekit.service (and 60-edgetpu.rules, edgekit.toml)."""
+    if explicit is not None:
+        d = Path(explicit)
+        if not (d / UNIT_NAME).is_file():
+            raise ServiceInstallError(f"{d}: has no {UNIT_NAME}")
+        return d
+    searched = candidate_dirs()
+    for d in searched:
+        if (d / UNIT_NAME).is_file():
+            return d
+    raise ServiceInstallError(
+        f"cannot find {UNIT_NAME}; looked in: {', '.join(map(str, searched))}. "
+        "Reinstall edgekit, or pass --source DIR (the repository's systemd/ folder)"
+    )
+
+
+# -- the executable ----------------------------------------------------------------------------------
+def _is_edgekit_script(p: Path) -> bool:
+    return p.name == "edgekit" and p.is_file() and os.access(p, os.X_OK)
+
+
+def find_exec_command(explicit: str | None = None) -> list[str]:
+    """The command that starts edgekit, as argv: this edgekit's script where there is one."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_absolute():
+            raise ServiceInstallError(f"--exec {explicit}: give an absolute path (systemd needs one)")
+        return [str(p)]
+    candidates = []
+    if sys.argv and sys.argv[0]:
+        candidates.append(Path(os.path.abspath(sys.argv[0])))  # the script that is running now
+    candidates.append(Path(sys.executable).parent / "edgekit")  # the venv's bin/ beside its python
+    found = shutil.which("edgekit")
+    if found:
+        candidates.append(Path(os.path.abspath(found)))
+    for c in candidates:
+        if _is_edgekit_script(c):
+            return [str(c)]
+    # Run as `python -m edgekit` with no script anywhere: use this interpreter.
+    return [sys.executable, "-m", "edgekit"]
+
+
+def _interpreter(path: Path) -> Path | None:
+    """The #! interpreter of a script, or None."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    if not words:
+        return None
+    if Path(words[0]).name == "env" and len(words) > 1:  # #!/usr/bin/env python3
+        found = shutil.which(words[1])
+        return Path(found) if found else None
+    return Path(words[0])
+
+
+def hidden_paths(argv0: str) -> list[Path]:
+    """Paths ExecStart= depends on that ProtectHome=yes hides from the service."""
+    p = Path(argv0)
+    chain = [p, Path(os.path.realpath(p))]
+    interp = _interpreter(p)
+    if interp is not None:
+        chain += [interp, Path(os.path.realpath(interp))]
+    bad = []
+    for q in chain:
+        if any(q == h or h in q.parents for h in HIDDEN_BY_PROTECT_HOME) and q not in bad:
+            bad.append(q)
+    return bad
+
+
+# -- the unit text -----------------------------------------------------------------------------------
+def systemd_quote(word: str) -> str:
+    """One ExecStart= word: %, $ and whitespace/quotes escaped the way systemd reads them."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if word and not re.search(r"[\s\"'\\;]", word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def rewrite_exec_start(unit_text: str, argv: list[str]) -> str:
+    """Replace the program of the (first, uncommented) ExecStart= line; keep its arguments."""
+    out, done = [], False
+    for line in unit_text.splitlines(keepends=True):
+        m = re.match(r"^(ExecStart=[-@:+!]*)(\S+)(.*?)(\r?\n)?$", line)
+        if m and not done:
+            end = m.group(4) or ""
+            line = m.group(1) + " ".join(systemd_quote(w) for w in argv) + m.group(3) + end
+            done = True
+        out.append(line)
+    if not done:
+        raise ServiceInstallError(f"{UNIT_NAME} has no ExecStart= line")
+    return "".join(out)
+
+
+def exec_start_line(unit_text: str) -> str:
+    for line in unit_text.splitlines():
+        if line.startswith("ExecStart="):
+            return line[len("ExecStart="):]
+    return ""
+
+
+def supplementary_groups(unit_text: str) -> list[str]:
+    groups: list[str] = []
+    for line in unit_text.splitlines():
+        if line.startswith("SupplementaryGroups="):
+            value = line.split("=", 1)[1].split()
+            groups = [] if not value else groups + [g for g in value if g not in groups]
+    return groups
+
+
+# -- planning and doing ------------------------------------------------------------------------------
+def _under(prefix: Path, rel: Path) -> Path:
+    return prefix / rel
+
+
+def _file_action(kind: str, source: Path | None, dest: Path, content: bytes | None) -> FileAction:
+    if content is None:
+        return FileAction(kind, source, dest, "missing", f"no {source.name if source else kind} to install")
+    if dest.exists():
+        try:
+            same = dest.read_bytes() == content
+        except OSError:
+            same = False
+        if same:
+            return FileAction(kind, source, dest, "unchanged", content=content)
+        return FileAction(kind, source, dest, "replace",
+                          f"the old one is kept as {dest.name}.bak", content=content)
+    return FileAction(kind, source, dest, "create", content=content)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
+                 source: str | os.PathLike | None = None) -> InstallPlan:
+    prefix = Path(os.path.abspath(prefix))
+    src = find_source_dir(source)
+    argv = find_exec_command(exec_path)
+    unit_text = rewrite_exec_start((src / UNIT_NAME).read_text(), argv)
+    plan = InstallPlan(prefix=prefix, exec_start=exec_start_line(unit_text))
+
+    bad = hidden_paths(argv[0])
+    if bad:
+        msg = (f"the service could not run {argv[0]}: ProtectHome=yes hides "
+               + ", ".join(map(str, bad))
+               + ". Install edgekit outside home directories (a venv in /opt/edgekit, or "
+               "`sudo PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin pipx install edgekit`) and pass "
+               "--exec with its path")
+        if plan.live:
+            raise ServiceInstallError(msg)
+        plan.warnings.append(msg)
+    if exec_path and not Path(exec_path).exists() and not (prefix / Path(exec_path).relative_to("/")).exists():
+        plan.warnings.append(f"{exec_path} does not exist (yet); the service will not start without it")
+
+    plan.files.append(_file_action("unit", src / UNIT_NAME, _under(prefix, UNIT_DIR / UNIT_NAME),
+                                   unit_text.encode()))
+    rules = src / RULES_NAME
+    plan.files.append(_file_action("udev rules", rules, _under(prefix, RULES_DIR / RULES_NAME),
+                                   rules.read_bytes() if rules.is_file() else None))
+
+    config_dest = _under(prefix, CONFIG_DIR / CONFIG_NAME)
+    example = src / CONFIG_NAME
+    if config_dest.exists():
+        plan.files.append(FileAction("config", example, config_dest, "keep",
+                                     "it exists; a config is never overwritten"))
+    elif example.is_file():
+        plan.files.append(FileAction("config", example, config_dest, "create",
+                                     "the example: edit it before starting the service",
+                                     content=example.read_bytes()))
+    else:
+        plan.files.append(FileAction("config", None, config_dest, "missing",
+                                     f"no example {CONFIG_NAME} was found in {src}: write one yourself"))
+
+    # Every SupplementaryGroups= group must exist or the unit fails (216/GROUP), and udev ignores a
+    # GROUP= it cannot resolve: create them first, before udev reloads its rules.
+    groups = supplementary_groups(unit_text)
+    missing = [g for g in groups if not plan.live or not _group_exists(g)]
+    plan.commands += [["groupadd", "--system", "--force", g] for g in missing]
+    plan.commands += [
+        ["udevadm", "control", "--reload-rules"],
+        ["udevadm", "trigger", "--subsystem-match=usb", "--subsystem-match=apex"],
+        ["systemctl", "daemon-reload"],
+    ]
+
+    config_new = plan.files[-1].action in ("create", "missing")
+    if config_new:
+        plan.next_steps.append(f"edit {CONFIG_PATH} (check it: edgekit config check {CONFIG_PATH})")
+    plan.next_steps += [
+        f"env EDGEKIT_MODEL_DIR=/var/lib/edgekit/models {shlex.join(argv)} models pull yamnet",
+        "systemctl enable --now edgekit   (already running: systemctl restart edgekit)",
+        "journalctl -u edgekit -f",
+    ]
+    return plan
+
+
+def booted_with_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()  # sd_booted(3)
+
+
+def write_files(plan: InstallPlan) -> None:
+    for f in plan.files:
+        if f.content is None or f.action in ("unchanged", "keep", "missing"):
+            continue
+        missing = [d for d in (f.dest.parent, *f.dest.parent.parents) if not d.exists()]
+        f.dest.parent.mkdir(parents=True, exist_ok=True)
+        for d in missing:  # 755 whatever sudo's umask: the service's dynamic user must reach /etc/edgekit
+            os.chmod(d, 0o755)
+        if f.action == "replace":
+            shutil.copy2(f.dest, f.dest.with_name(f.dest.name + ".bak"))
+        tmp = f.dest.with_name(f".{f.dest.name}.tmp")
+        tmp.write_bytes(f.content)
+        # World-readable: the service's dynamic user must read the config, udev and systemd the rest.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, f.dest)
+
+
+def run_commands(plan: InstallPlan, out=print) -> int:
+    failed = 0
+    for cmd in plan.commands:
+        if shutil.which(cmd[0]) is None:
+            out(f"  skipped (no {cmd[0]} here): {shlex.join(cmd)}")
+            continue
+        out(f"  $ {shlex.join(cmd)}")
+        r = subprocess.run(cmd, check=False)
+        if r.returncode != 0:
+            out(f"    failed with exit status {r.returncode}")
+            failed += 1
+    return failed
+
+
+def can_run_commands(plan: InstallPlan) -> bool:
+    return plan.live and os.geteuid() == 0 and booted_with_systemd()
+
+
+def install(prefix: str | os.PathLike = "/", exec_path: str | None = None, dry_run: bool = False,
+            source: str | os.PathLike | None = None, out=print) -> int:
+    plan = plan_install(prefix, exec_path, source)
+    out(f"edgekit service install{' (dry run: nothing is written)' if dry_run else ''}")
+    out(f"  ExecStart={plan.exec_start}")
+    for f in plan.files:
+        verb = {"create": "would write" if dry_run else "wrote",
+                "replace": "would replace" if dry_run else "replaced",
+                "unchanged": "unchanged", "keep": "kept", "missing": "skipped"}[f.action]
+        out(f"  {f.kind:<10} {verb:<13} {f.dest}" + (f"  ({f.note})" if f.note else ""))
+    for w in plan.warnings:
+        out(f"  warning: {w}")
+    if not dry_run:
+        write_files(plan)
+
+    failed = 0
+    if not dry_run and can_run_commands(plan):
+        out("running:")
+        failed = run_commands(plan, out)
+    else:
+        why = ("dry run" if dry_run else
+               f"installed under {plan.prefix}, not /" if not plan.live else
+               "not root" if os.geteuid() != 0 else "systemd is not running (not PID 1)")
+        out(f"then, as root ({why}, so they were not run):")
+        for cmd in plan.commands:
+            out(f"  {shlex.join(cmd)}")
+    out("next:")
+    for step in plan.next_steps:
+        out(f"  {step}")
+    return 1 if failed else 0

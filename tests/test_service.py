@@ -1,0 +1,306 @@
+"""The daemon with real parts: PulseAudio capture, the real model, a real Mosquitto broker, a real
+NOTIFY_SOCKET, and gpiozero's MockFactory as the GPIO chip.
+
+The service runs in the test's main thread (so its signal handlers are real); a scenario thread
+plays recordings into the virtual microphone, watches the pin and the broker, and sends signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edgekit.service import Service
+from mosquitto import make_broker, mosquitto  # noqa: F401 - fixtures
+from pulse import pulse  # noqa: F401 - fixture
+
+ALARM_GROUP = '["Smoke detector, smoke alarm", "Fire alarm", "Alarm", "Siren"]'
+
+
+def write_config(path: Path, models_dir: Path, *, source: str = "mic", hop: float = 0.1, broker=None,
+                 rule_name: str = "smoke_alarm", enter: float = 0.5, extra: str = "") -> Path:
+    mqtt_section = (f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\ndevice_id = "testpi"\n'
+                    "homeassistant_discovery = true\n") if broker else ""
+    path.write_text(f"""
+[model]
+model = "{models_dir / 'yamnet_spectra_in.tflite'}"
+frontend = "fixed"
+
+[audio]
+source = "{source}"
+{'device = "pulse"' if source == "mic" else 'speed = "realtime"'}
+hop_seconds = {hop}
+min_dbfs = -70
+silence_warning_seconds = 3
+
+[groups]
+alarm = {ALARM_GROUP}
+
+[[rules]]
+name = "{rule_name}"
+labels = ["alarm"]
+enter = {enter}
+release = 0.3
+smoothing = "k_of_n"
+k = 2
+n = 3
+hold = 2.0
+
+[rules.gpio]
+pin = 17
+mode = "level"
+
+[gpio]
+pin_factory = "mock"
+
+[log]
+path = "{path.parent / 'events.jsonl'}"
+
+{mqtt_section}
+{extra}
+""")
+    return path
+
+
+class NotifySocket:
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[dict] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self):
+        while True:
+            try:
+                data = self.sock.recv(4096).decode()
+            except OSError:
+                return
+            self.messages.append(dict(line.split("=", 1) for line in data.splitlines() if "=" in line))
+
+    def wait_for(self, key: str, timeout: float, after: int = 0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.messages[after:]:
+                if key in m:
+                    return m
+            time.sleep(0.02)
+        raise AssertionError(f"no {key} notification within {timeout} s; got {self.messages[after:]}")
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path, monkeypatch):
+    path = tmp_path / "notify.sock"
+    ns = NotifySocket(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    yield ns
+    ns.close()
+
+
+def run_with_scenario(service: Service, scenario, timeout: float = 120.0) -> dict:
+    """Run the service in this (main) thread while ``scenario(service, result)`` runs beside it."""
+    result: dict = {}
+
+    def drive():
+        try:
+            scenario(service, result)
+        except BaseException as exc:  # noqa: BLE001 - reported after the service stops
+            result["error"] = exc
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    watchdog = threading.Timer(timeout, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    watchdog.start()
+    t = threading.Thread(target=drive, daemon=True)
+    t.start()
+    try:
+        result["rc"] = service.run()
+    finally:
+        watchdog.cancel()
+        t.join(10)
+    if "error" in result:
+        raise result["error"]
+    return result
+
+
+def gpio_device(service: Service, rule: str):
+    from edgekit.actions.gpio import GpioOutputs
+
+    outputs = next(a for a in service.actions if isinstance(a, GpioOutputs))
+    return outputs.device(rule)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Subscriber:
+    def __init__(self, broker, topic: str):
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{os.getpid()}")
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload, m.retain))
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def events(self, kind=None):
+        out = [json.loads(p) for t, p, _ in self.messages if "/event/" in t]
+        return [e for e in out if kind is None or e["kind"] == kind]
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_smoke_alarm_drives_gpio_and_mqtt_and_speech_stays_quiet(tmp_path, pulse, mosquitto, notify, models_dir,
+                                                                   audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, broker=mosquitto)
+    sub = Subscriber(mosquitto, "edgekit/testpi/#")
+    service = Service(str(config))
+
+    def scenario(svc, result):
+        ready = notify.wait_for("READY", 30)
+        result["ready"] = ready
+        pin = gpio_device(svc, "smoke_alarm")
+        assert pin.value == 0
+        pulse.play(audio_dir / "smoke_alarm.wav", wait=False)
+        wait_until(lambda: pin.value == 1, 15, "the GPIO pin to go active")
+        wait_until(lambda: sub.events("start"), 10, "the MQTT start event")
+        wait_until(lambda: pin.value == 0, 25, "the pin to go inactive after the alarm")
+        wait_until(lambda: sub.events("end"), 10, "the MQTT end event")
+        result["alarm_events"] = list(svc.events)
+        pulse.play(audio_dir / "speech.wav", wait=True)
+        time.sleep(2.0)
+        result["after_speech"] = list(svc.events)
+        result["watchdog"] = notify.wait_for("WATCHDOG", 5, after=len(notify.messages) - 20)
+        result["pin"] = pin
+
+    result = run_with_scenario(service, scenario)
+    sub.close()
+    assert result["rc"] == 0
+    starts = [e for e in result["alarm_events"] if e.kind == "start"]
+    assert len(starts) == 1 and starts[0].rule == "smoke_alarm"
+    assert "Smoke detector" in starts[0].label or starts[0].label in ("Fire alarm", "Alarm", "Siren")
+    assert result["after_speech"] == result["alarm_events"], "speech must not trigger the alarm rule"
+    assert result["pin"].closed or result["pin"].value == 0
+    # MQTT: the start and end events, and the retained availability.
+    start = sub.events("start")[0]
+    assert start["rule"] == "smoke_alarm" and start["peak"] >= 0.5
+    assert any(t == "edgekit/testpi/availability" and p == b"online" for t, p, _ in sub.messages)
+    # Event log: one JSON line per event.
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["start", "end"]
+    assert "listening" in result["ready"].get("STATUS", "")
+
+
+def test_sigterm_mid_alarm_leaves_the_pin_inactive(tmp_path, pulse, notify, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir)
+    service = Service(str(config))
+
+    def scenario(svc, result):
+        notify.wait_for("READY", 30)
+        pin = gpio_device(svc, "smoke_alarm")
+        result["pin_pin"] = pin.pin
+        pulse.play(audio_dir / "smoke_alarm.wav", wait=False)
+        wait_until(lambda: pin.value == 1, 15, "the GPIO pin to go active")
+        result["active"] = True  # SIGTERM follows from run_with_scenario while the alarm sounds
+
+    result = run_with_scenario(service, scenario)
+    assert result["rc"] == 0 and result["active"]
+    assert result["pin_pin"].state is False  # the mock pin itself: driven low (inactive) on exit
+    kinds = [e.kind for e in service.events]
+    assert kinds == ["start", "end"], "the open event is ended on shutdown"
+    assert notify.wait_for("STOPPING", 2)
+
+
+def test_microphone_lost_and_back(tmp_path, pulse, notify, models_dir, audio_dir, caplog):
+    config = write_config(tmp_path / "edgekit.toml", models_dir)
+    service = Service(str(config))
+
+    def scenario(svc, result):
+        notify.wait_for("READY", 30)
+        svc.source.BACKOFF = (0.2, 0.5, 1.0)
+        pulse.stop()
+        wait_until(lambda: svc.source.stats.lost, 5, "the loss to be noticed")
+        n = len(notify.messages)
+        time.sleep(2.5)
+        # The loop goes on (watchdog keeps coming) while the microphone is gone.
+        notify.wait_for("WATCHDOG", 3, after=n)
+        pulse.start()
+        wait_until(lambda: not svc.source.stats.lost, 20, "the microphone to come back")
+        pin = gpio_device(svc, "smoke_alarm")
+        pulse.play(audio_dir / "smoke_alarm.wav", wait=False)
+        wait_until(lambda: pin.value == 1, 20, "detection after recovery")
+
+    result = run_with_scenario(service, scenario)
+    assert result["rc"] == 0
+    assert service.source.stats.reopens >= 1
+    assert sum("audio input lost" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_sighup_reload_good_and_bad(tmp_path, notify, models_dir, audio_dir, caplog):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "dog.wav"), hop=0.48)
+    service = Service(str(config))
+
+    def scenario(svc, result):
+        notify.wait_for("READY", 30)
+        good = config.read_text()
+        config.write_text(good.replace("enter = 0.5", "enter = 1.5"))  # invalid
+        n = len(notify.messages)
+        os.kill(os.getpid(), signal.SIGHUP)
+        notify.wait_for("RELOADING", 5, after=n)
+        wait_until(lambda: any("reload rejected" in r.getMessage() for r in caplog.records), 5, "rejection")
+        result["after_bad"] = svc.config.rules[0].enter
+        config.write_text(good.replace('name = "smoke_alarm"', 'name = "fire"').replace("enter = 0.5", "enter = 0.6"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: svc.config.rules[0].name == "fire", 5, "the good reload")
+        result["after_good"] = svc.config.rules[0]
+
+    result = run_with_scenario(service, scenario)
+    assert result["rc"] == 0
+    assert result["after_bad"] == 0.5
+    assert result["after_good"].enter == 0.6
+    rejected = [r.getMessage() for r in caplog.records if "reload rejected" in r.getMessage()]
+    assert len(rejected) == 1 and "rules[0].enter" in rejected[0]
+
+
+def test_run_command_replays_a_file_and_exits(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source="mic", hop=0.48)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "run", "--config", str(config),
+         "--source", str(audio_dir / "smoke_alarm.wav"), "--speed", "max"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["start", "end"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_config_exits_cleanly_before_starting(tmp_path, models_dir):
+    config = tmp_path / "bad.toml"
+    config.write_text('[audio]\nhop_seconds = 0.333\n[[rules]]\nname = "x"\nlabels = ["Smoke alarm"]\n')
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78  # EX_CONFIG: systemd does not restart a bad config
+    assert "hop_seconds" in proc.stderr and "Traceback" not in proc.stderr
