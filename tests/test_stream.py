@@ -79,3 +79,15 @@ def test_waveform_windows_match_the_batch_windows(recordings):
     assert len(out) == len(batch)
     for k, p in enumerate(out):
         np.testing.assert_array_equal(p.features, batch[k])
+
+
+def test_dbfs_levels():
+    import math
+
+    from edgekit.pipeline import dbfs
+
+    t = np.arange(16000) / 16000
+    sine = np.round(32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    assert dbfs(sine) == pytest.approx(-3.01, abs=0.01)  # a full-scale sine's RMS is 1/sqrt(2)
+    assert dbfs((sine // 100).astype(np.int16)) == pytest.approx(-43.0, abs=0.1)
+    assert dbfs(np.zeros(100, np.int16)) == -math.inf and dbfs(np.zeros(0, np.int16)) == -math.inf
