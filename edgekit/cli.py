@@ -26,6 +26,7 @@ COMMANDS = {
     "devices": "devices",
     "service": "service",
     "bench": "bench",
+    "models": "models",
 }
 
 

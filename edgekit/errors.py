@@ -32,6 +32,14 @@ class UnsupportedModelError(ModelError, ValueError):
     """A valid model this kit cannot drive (wrong input shape, unknown input kind)."""
 
 
+class DownloadError(ModelError, OSError):
+    """A zoo model that cannot be fetched or stored: no network, HTTP error, unwritable cache."""
+
+
+class ChecksumError(ModelError, ValueError):
+    """A downloaded or imported file whose SHA-256 is not the one the zoo manifest pins."""
+
+
 class RuntimeNotFoundError(EdgekitError, ImportError):
     """Neither LiteRT nor tflite-runtime is importable."""
 
@@ -42,6 +50,10 @@ class DeviceError(EdgekitError, ValueError):
 
 class EdgeTPUError(EdgekitError, RuntimeError):
     """The Edge TPU cannot be used: no library, no device, permissions, version mismatch."""
+
+
+class EdgeTPUCompilerError(EdgeTPUError):
+    """``edgetpu_compiler`` is not installed, or it failed on a model."""
 
 
 class AudioError(EdgekitError):

@@ -17,10 +17,13 @@ def model_dirs() -> list[Path]:
     env = os.environ.get("EDGEKIT_MODEL_DIR")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(Path(platformdirs.user_cache_dir("edgekit")) / "models")
-    if os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+    # Under systemd (StateDirectory= sets $STATE_DIRECTORY) the service's own directory comes
+    # first, so a stale copy in the dynamic user's cache cannot shadow what `pull` put there.
+    if os.environ.get("STATE_DIRECTORY"):
         dirs.append(Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "models")
-    dirs.append(SERVICE_MODEL_DIR)
+    dirs.append(Path(platformdirs.user_cache_dir("edgekit")) / "models")
+    if SERVICE_MODEL_DIR not in dirs:
+        dirs.append(SERVICE_MODEL_DIR)
     return dirs
 
 
