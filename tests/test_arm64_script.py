@@ -1,0 +1,173 @@
+"""benchmarks/arm64: the host-side parts quickly; the full qemu chroot run only with -m slow (as root)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "benchmarks" / "arm64"
+DATA = Path(os.environ.get("EDGEKIT_TEST_DATA") or ROOT.parent / "shared" / "data")
+NO_DATA = f"shared test data not found at {DATA} (set EDGEKIT_TEST_DATA to the shared/data folder)"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+CLIP_KEYS = {
+    "rate", "channels", "decoded_sha256", "samples", "pcm_sha256", "windows",
+    "fixed_codes_sha256", "float_codes_sha256", "fixed_vs_float_max_lsb", "fixed_vs_float_equal_fraction",
+    "top1_body", "top1_yamnet", "body_scores_sha256", "yamnet_scores_sha256",
+    "top1_body_builtin", "top1_yamnet_builtin", "body_scores_builtin_sha256", "yamnet_scores_builtin_sha256",
+}
+
+
+def need_data() -> None:
+    if not (DATA / "models" / "yamnet_spectra_in.tflite").exists() or not (DATA / "audio").is_dir():
+        pytest.skip(NO_DATA)
+
+
+@pytest.fixture(scope="module")
+def host_check(tmp_path_factory) -> tuple[dict, Path, Path]:
+    """check.py run once on this host: (document, its JSON file, its --dump folder)."""
+    need_data()
+    tmp = tmp_path_factory.mktemp("arm64-check")
+    out, dump = tmp / "host.json", tmp / "dump"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "check.py"), "--data", str(DATA), "--dump", str(dump)],
+        capture_output=True, text=True, timeout=300, cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out.write_text(proc.stdout)
+    return json.loads(proc.stdout), out, dump
+
+
+def test_check_prints_the_expected_document(host_check):
+    doc, _, dump = host_check
+    assert doc["schema"] == "edgekit-arm64-check/1"
+    env = doc["environment"]
+    assert env["machine"] == __import__("platform").machine()
+    assert env["runtime"]["name"] in ("ai-edge-litert", "tflite-runtime") and env["runtime"]["version"]
+    assert env["numpy"] == __import__("numpy").__version__
+    assert HEX64.match(env["edgekit"]["source_sha256"])
+
+    from edgekit.frontend.fixed import FixedFrontend, InputQuant
+
+    fe = doc["frontend"]
+    assert HEX64.match(fe["constants_sha256"]) and set(fe["constants"]) == set(
+        FixedFrontend(InputQuant(**fe["input_quant"])).constants())
+    if (DATA / "models" / "yamnet_test_audio.bin").exists():
+        # The same bytes tests/test_frontend_fixed.py pins.
+        assert fe["golden"]["codes_sha256"] == "1f4c9ef755794eef121ba3963209f824450b8895ddcca742e870fa032a19e9f9"
+
+    clips = sorted(p.name for p in (DATA / "audio").iterdir() if p.suffix.lower() in (".wav", ".ogg", ".flac"))
+    assert sorted(doc["clips"]) == clips
+    for name, row in doc["clips"].items():
+        assert CLIP_KEYS <= set(row), name
+        assert row["windows"] >= 1
+        for key in ("top1_body", "top1_yamnet", "top1_body_builtin", "top1_yamnet_builtin"):
+            assert len(row[key]) == row["windows"] and all(isinstance(x, str) for x in row[key])
+        assert row["fixed_vs_float_max_lsb"] <= 1
+        assert (dump / f"{name}.npz").is_file()
+
+    timing_words = {"time", "seconds", "ms", "us", "latency", "elapsed", "duration", "fps"}
+    assert not [k for k in keys(doc) if timing_words & set(k.lower().split("_"))], "check.py must not report timings"
+
+
+def keys(node) -> list[str]:
+    if isinstance(node, dict):
+        return list(node) + [k for v in node.values() for k in keys(v)]
+    if isinstance(node, list):
+        return [k for v in node for k in keys(v)]
+    return []
+
+
+def test_check_matches_the_pinned_constant_tables(host_check):
+    # The combined digest is computed exactly as tests/test_frontend_fixed.py computes its pin.
+    doc, _, _ = host_check
+    if doc["frontend"]["input_quant"] == {"scale": 0.04778895899653435, "zero_point": 17}:
+        assert doc["frontend"]["constants_sha256"] == "ee9baf0c85070ffb5ec5e71a229f2a80c515464daa27e4adf72169739ce9523f"
+
+
+def run_compare(tmp_path: Path, host: dict, arm: dict, *extra: str) -> tuple[int, dict, str]:
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "result.json"
+    a.write_text(json.dumps(host))
+    b.write_text(json.dumps(arm))
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "compare.py"), str(a), str(b), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(out.read_text()), proc.stdout
+
+
+def test_compare_passes_a_document_against_itself(host_check, tmp_path):
+    doc, _, dump = host_check
+    rc, result, text = run_compare(tmp_path, doc, doc, "--dumps", str(dump), str(dump))
+    assert rc == 0 and result["passed"], text
+    assert result["label"] == "qemu-user emulation, timings not meaningful"
+    assert result["checks"]["fixed_codes_bit_exact_same_input"] and result["checks"]["top1_identical"]
+    assert "PASSED" in text
+
+
+def test_compare_fails_on_different_codes_and_reports_label_agreement(host_check, tmp_path):
+    doc, _, _ = host_check
+    arm = copy.deepcopy(doc)
+    clip = next(iter(arm["clips"].values()))
+    clip["fixed_codes_sha256"] = "0" * 64
+    clip["top1_body"] = ["something else"] + clip["top1_body"][1:]
+    rc, result, text = run_compare(tmp_path, doc, arm)
+    assert rc == 1 and not result["passed"]
+    assert not result["checks"]["fixed_codes_bit_exact_same_input"]
+    row = next(r for r in result["clips"] if r["clip"] == next(iter(doc["clips"])))
+    agreement = row["pipeline"]["body"]["top1"]
+    assert agreement["agreement"] == pytest.approx((row["windows"] - 1) / row["windows"])
+    assert agreement["disagreements"][0]["window"] == 0
+    assert "FAILED" in text
+
+
+def test_compare_uses_the_reference_pcm_rerun(host_check, tmp_path):
+    # A machine that resampled differently re-runs on the host's samples (check.py --reference-pcm):
+    # bit-exactness is judged on that re-run, the own-PCM codes are reported only.
+    doc, _, _ = host_check
+    arm = copy.deepcopy(doc)
+    clip = next(iter(arm["clips"].values()))
+    same = {k: v for k, v in clip.items() if k not in ("rate", "channels", "decoded_sha256", "samples")}
+    clip.update(pcm_sha256="1" * 64, fixed_codes_sha256="2" * 64, reference_pcm=same)
+    rc, result, _ = run_compare(tmp_path, doc, arm)
+    assert rc == 0 and result["checks"]["fixed_codes_bit_exact_same_input"]
+    assert not result["checks"]["pcm_identical"] and not result["checks"]["fixed_codes_identical_pipeline"]
+
+
+def test_run_sh_parses_and_helps():
+    bash = shutil.which("bash")
+    assert bash
+    assert subprocess.run([bash, "-n", str(SCRIPTS / "run.sh")], capture_output=True).returncode == 0
+    helped = subprocess.run([bash, str(SCRIPTS / "run.sh"), "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0 and "EDGEKIT_ARM64_ROOT" in helped.stdout
+
+
+def test_run_sh_refuses_a_work_area_inside_the_repository():
+    inside = ROOT / "arm64-chroot-must-not-be-here"
+    proc = subprocess.run(["bash", str(SCRIPTS / "run.sh")], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "EDGEKIT_ARM64_ROOT": str(inside)})
+    assert proc.returncode == 2 and "inside the repository" in proc.stderr
+    assert not inside.exists()
+
+
+@pytest.mark.slow
+def test_full_emulated_arm64_run(tmp_path):
+    """The whole thing: chroot (debootstrapped on first use, ~4 min), wheels, checks on both sides."""
+    need_data()
+    if os.geteuid() != 0:
+        pytest.skip("run.sh needs root (debootstrap, chroot, mount)")
+    result_file = tmp_path / "arm64-emulated.json"
+    proc = subprocess.run(["bash", str(SCRIPTS / "run.sh"), "--result", str(result_file)],
+                          capture_output=True, text=True, timeout=1800)
+    assert result_file.exists(), proc.stderr[-4000:]
+    result = json.loads(result_file.read_text())
+    assert result["arm64"]["machine"] == "aarch64"
+    assert result["checks"]["fixed_codes_bit_exact_same_input"], proc.stdout
+    assert proc.returncode == 0 and result["passed"], proc.stdout + proc.stderr[-2000:]
