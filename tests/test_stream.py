@@ -16,7 +16,7 @@ def feed_randomly(stream, x, seed=0):
     return out + stream.flush()
 
 
-@pytest.mark.parametrize("hop", [0.48, 0.1, 0.01])
+@pytest.mark.parametrize("hop", [0.48, 0.1, 0.01, 2.0])
 def test_float_stream_equals_batch_exactly(recordings, hop):
     params = FeatureParams().with_hop(hop)
     x = recordings["speech.wav"]

@@ -7,6 +7,8 @@ The measuring lives in :mod:`edgekit.bench.runner`, the machine description in
 
 from __future__ import annotations
 
+import os
+
 import sys
 from pathlib import Path
 
@@ -140,7 +142,8 @@ def run(args) -> int:
         "pipeline_seconds": settings.pipeline_seconds if settings.pipeline else None,
         "clock": "time.perf_counter_ns around invoke() only; input set once before the loop; gc off",
         "timer_cost_ns": timer_cost_ns(),
-        "data_dir": str(settings.data_dir) if settings.data_dir else None,
+        # relative, so a saved record does not carry this machine's directory layout
+        "data_dir": os.path.relpath(settings.data_dir) if settings.data_dir else None,
     }
     record = report.make_record(results, machine, settings_record, args.label, notes)
     if args.compare_published:

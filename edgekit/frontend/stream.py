@@ -24,7 +24,70 @@ class Patch:
     features: np.ndarray  # [patch_frames, mel_bands], float32 log-mel or int8 codes
 
 
-class StreamingFrontend:
+class _Windows:
+    """Windows of ``length`` rows every ``hop`` rows over a stream of rows (samples or frames).
+
+    Rows are kept only while a future window still needs them.
+    """
+
+    def __init__(self, length: int, hop: int, dtype, width: int | None = None):
+        self.length, self.hop = length, hop
+        self._buf = np.zeros((0,) if width is None else (0, width), dtype)
+        self.rows = 0  # rows pushed so far
+        self.count = 0  # windows emitted so far
+
+    def extend(self, rows: np.ndarray) -> np.ndarray:
+        """Add rows; return the windows that became complete, [n, length(, width)] (a copy)."""
+        self.rows += len(rows)
+        self._buf = np.concatenate([self._buf, rows])
+        start = self.rows - len(self._buf)  # absolute index of self._buf[0]
+        lo = self.count * self.hop - start
+        avail = len(self._buf) - lo
+        n = 0 if avail < self.length else 1 + (avail - self.length) // self.hop
+        if n:
+            views = np.lib.stride_tricks.sliding_window_view(self._buf[lo:], self.length, axis=0)
+            out = np.moveaxis(views[: n * self.hop: self.hop], -1, 1).copy()
+        else:
+            out = np.zeros((0, self.length, *self._buf.shape[1:]), self._buf.dtype)
+        self.count += n
+        drop = min(self.count * self.hop - start, len(self._buf))
+        if drop > 0:
+            self._buf = self._buf[drop:]
+        return out
+
+
+class _Stream:
+    """int16 blocks in, :class:`Patch` objects out; :meth:`flush` pads the tail like a whole clip."""
+
+    params: FeatureParams
+
+    def reset(self) -> None:
+        self._total = 0
+
+    @property
+    def samples_seen(self) -> int:
+        return self._total
+
+    def push(self, block: np.ndarray) -> list[Patch]:
+        """Feed int16 samples (any length); return the patches that became complete."""
+        block = np.asarray(block)
+        if block.dtype != np.int16:
+            raise TypeError(f"the streaming front end takes int16 PCM, got {block.dtype}")
+        self._total += block.size
+        return self._push(block.reshape(-1))
+
+    def _patches(self, windows: np.ndarray, done: int) -> list[Patch]:
+        first = done - len(windows)
+        hop = self.params.patch_hop_samples
+        return [Patch(first + k, (first + k) * hop, w) for k, w in enumerate(windows)]
+
+    def flush(self) -> list[Patch]:
+        """End of stream: zero-pad the tail as YAMNet pads a whole clip, emit the last patches."""
+        target = reference.padded_length(self._total, self.params)
+        return self.push(np.zeros(target - self._total, np.int16)) if target > self._total else []
+
+
+class StreamingFrontend(_Stream):
     def __init__(self, featurise: Callable[[np.ndarray], np.ndarray], params: FeatureParams = FeatureParams(),
                  dtype=np.float32):
         self.params = params
@@ -43,61 +106,20 @@ class StreamingFrontend:
         return cls(FixedFrontend(quant, params).frames_to_codes, params, np.int8)
 
     def reset(self) -> None:
+        super().reset()
         p = self.params
-        self._samples = np.zeros(0, np.int16)  # samples not yet fully consumed by frames
-        self._samples_start = 0  # absolute index of self._samples[0]
-        self._total = 0  # samples pushed so far
-        # Frames kept for the next patch: a patch needs patch_frames, the next starts hop later.
-        self._frames = np.zeros((0, p.mel_bands), self._dtype)
-        self._frames_start = 0  # absolute frame index of self._frames[0]
-        self._next_patch = 0
+        self._frames = _Windows(p.window_samples, p.hop_samples, np.int16)  # samples -> frames
+        self._patch = _Windows(p.patch_frames, p.patch_hop_frames, self._dtype, p.mel_bands)  # frames -> patches
 
-    @property
-    def samples_seen(self) -> int:
-        return self._total
-
-    def push(self, block: np.ndarray) -> list[Patch]:
-        """Feed int16 samples (any length); return the patches that became complete."""
-        block = np.asarray(block)
-        if block.dtype != np.int16:
-            raise TypeError(f"the streaming front end takes int16 PCM, got {block.dtype}")
-        p = self.params
-        self._total += len(block)
-        self._samples = np.concatenate([self._samples, block.reshape(-1)])
-        frames = reference.frame(self._samples, p.window_samples, p.hop_samples)  # [n, 400]
-        if len(frames):
-            feats = self._featurise(frames)  # [n, 64]
-            self._frames = np.concatenate([self._frames, feats.astype(self._dtype, copy=False)])
-            consumed = len(frames) * p.hop_samples
-            self._samples = self._samples[consumed:].copy()
-            self._samples_start += consumed
-        return self._emit()
-
-    def _emit(self) -> list[Patch]:
-        p = self.params
-        out = []
-        while True:
-            first = self._next_patch * p.patch_hop_frames  # absolute frame index
-            lo = first - self._frames_start
-            if lo + p.patch_frames > len(self._frames):
-                break
-            out.append(Patch(self._next_patch, first * p.hop_samples, self._frames[lo:lo + p.patch_frames].copy()))
-            self._next_patch += 1
-        # Drop frames no future patch will use.
-        keep_from = self._next_patch * p.patch_hop_frames - self._frames_start
-        if keep_from > 0:
-            self._frames = self._frames[keep_from:]
-            self._frames_start += keep_from
-        return out
-
-    def flush(self) -> list[Patch]:
-        """End of stream: zero-pad the tail as YAMNet pads a whole clip, emit the last patches."""
-        target = reference.padded_length(self._total, self.params)
-        out = self.push(np.zeros(target - self._total, np.int16)) if target > self._total else []
-        return out
+    def _push(self, block: np.ndarray) -> list[Patch]:
+        frames = self._frames.extend(block)  # [n, 400]
+        if not len(frames):
+            return []
+        feats = self._featurise(frames).astype(self._dtype, copy=False)  # [n, 64]
+        return self._patches(self._patch.extend(feats), self._patch.count)  # [m, 96, 64]
 
 
-class StreamingWindows:
+class StreamingWindows(_Stream):
     """The same patch clock for waveform models: the raw 0.975 s window every hop.
 
     Emits :class:`Patch` objects whose ``features`` are the window's int16 samples, at the
@@ -109,36 +131,8 @@ class StreamingWindows:
         self.reset()
 
     def reset(self) -> None:
-        self._samples = np.zeros(0, np.int16)
-        self._samples_start = 0
-        self._total = 0
-        self._next_patch = 0
+        super().reset()
+        self._windows = _Windows(self.params.patch_samples, self.params.patch_hop_samples, np.int16)
 
-    @property
-    def samples_seen(self) -> int:
-        return self._total
-
-    def push(self, block: np.ndarray) -> list[Patch]:
-        block = np.asarray(block)
-        if block.dtype != np.int16:
-            raise TypeError(f"the streaming front end takes int16 PCM, got {block.dtype}")
-        p = self.params
-        self._total += len(block)
-        self._samples = np.concatenate([self._samples, block.reshape(-1)])
-        out = []
-        while True:
-            start = self._next_patch * p.patch_hop_samples
-            lo = start - self._samples_start
-            if lo + p.patch_samples > len(self._samples):
-                break
-            out.append(Patch(self._next_patch, start, self._samples[lo:lo + p.patch_samples].copy()))
-            self._next_patch += 1
-        drop = self._next_patch * p.patch_hop_samples - self._samples_start
-        if drop > 0:
-            self._samples = self._samples[drop:]
-            self._samples_start += drop
-        return out
-
-    def flush(self) -> list[Patch]:
-        target = reference.padded_length(self._total, self.params)
-        return self.push(np.zeros(target - self._total, np.int16)) if target > self._total else []
+    def _push(self, block: np.ndarray) -> list[Patch]:
+        return self._patches(self._windows.extend(block), self._windows.count)
