@@ -78,15 +78,18 @@ class Service:
         m = cfg.model
         return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
 
-    def _build(self, cfg: Config, model):
-        from .actions import build_actions
+    def _pipeline(self, cfg: Config, model):
         from .detector import Detector
         from .pipeline import Pipeline
 
         detector = Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
-        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
-        actions = build_actions(cfg)
-        return pipeline, actions
+        return Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+
+    @staticmethod
+    def _actions(cfg: Config):
+        from .actions import build_actions
+
+        return build_actions(cfg)
 
     def _open_source(self, cfg: Config):
         from .audio.sources import FileSource, MicSource
@@ -105,7 +108,8 @@ class Service:
         cfg = self._load_config()  # syntax and values first, before the slow model load
         self.model = self._load_model(cfg)
         self.config = cfg = self._load_config(labels=self.model.labels)
-        self.pipeline, self.actions = self._build(cfg, self.model)
+        self.pipeline = self._pipeline(cfg, self.model)
+        self.actions = self._actions(cfg)
         try:
             self.source = self._open_source(cfg)
             log.info("listening: %s; model %s on %s (%s)", self.source.describe(), self.model.path.name,
@@ -170,18 +174,31 @@ class Service:
             if new.model != self.config.model or new.audio.hop_seconds != self.config.audio.hop_seconds:
                 model = self._load_model(new)
                 new = self._load_config(labels=model.labels)
-            pipeline, actions = self._build(new, model)
+            pipeline = self._pipeline(new, model)
+            source = self.source
+            if new.audio.source != self.config.audio.source or new.audio.device != self.config.audio.device:
+                source = self._open_source(new)
         except EdgekitError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
             self.notifier.ready(self.status_line())
             return
-        # Close the old actions first: their pins go safe before the new ones claim them.
+        # Hardware last: the old actions release their pins before the new ones claim them (a
+        # real GPIO chip refuses a line that is still held), and if the new ones cannot start,
+        # the running config's actions come back.
         self._dispatch(self.pipeline.close())
         self.actions.close()
-        if new.audio.source != self.config.audio.source or new.audio.device != self.config.audio.device:
+        try:
+            actions = self._actions(new)
+        except EdgekitError as exc:
+            log.error("reload rejected, keeping the running config: %s", exc)
+            self.actions = self._actions(self.config)
+            if source is not self.source:
+                source.stop()
+            self.notifier.ready(self.status_line())
+            return
+        if source is not self.source:
             self.source.stop()
-            self.source = self._open_source(new)
-        self.config, self.model, self.pipeline, self.actions = new, model, pipeline, actions
+        self.config, self.model, self.pipeline, self.actions, self.source = new, model, pipeline, actions, source
         log.warning("config reloaded from %s: %d rule(s)", self.config_path, len(new.rules))
         self.notifier.ready(self.status_line())
 
