@@ -304,3 +304,39 @@ def test_bad_config_exits_cleanly_before_starting(tmp_path, models_dir):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 78  # EX_CONFIG: systemd does not restart a bad config
     assert "hop_seconds" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_all_zero_input_is_warned_about_once(tmp_path, notify, models_dir, caplog):
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "muted.wav"
+    sf.write(silent, np.zeros(16000 * 5, np.int16), 16000, subtype="PCM_16")
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(silent), hop=0.48)
+    service = Service(str(config))
+    assert service.run() == 0  # the file ends after 5 s of real time
+    warnings = [r.getMessage() for r in caplog.records if "all zeros" in r.getMessage()]
+    assert len(warnings) == 1 and "muted or the wrong device" in warnings[0]
+    assert service.pipeline.stats.gated == service.pipeline.stats.windows  # silence costs no inference
+
+
+def test_gpio_without_a_chip_is_one_clear_line(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "speech.wav"))
+    config.write_text(config.read_text().replace('pin_factory = "mock"', ""))
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    if Path("/dev/gpiochip0").exists():
+        pytest.skip("this machine has a GPIO chip")
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgekit: error:")]
+    assert len(errors) == 1 and "no GPIO chip found" in errors[0] and 'pin_factory = "mock"' in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_devices_lists_the_pulse_input(pulse, capsys):
+    from edgekit.cli import main
+
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "pulse" in out and "Hz" in out
