@@ -223,6 +223,8 @@ class Service:
                 parts.append(f"overflows {st.overflows} dropped {st.dropped_blocks}")
             if st.reopens:
                 parts.append(f"reopened {st.reopens}x")
+            if st.abandoned_streams:
+                parts.append(f"{st.abandoned_streams} stuck stream(s) left behind")
         if self.pipeline is not None:
             s = self.pipeline.stats
             ms = 1000 * s.inference_seconds / max(1, s.windows - s.gated)

@@ -158,6 +158,7 @@ def test_run_sh_refuses_a_work_area_inside_the_repository():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)  # minutes to hours, by design
 def test_full_emulated_arm64_run(tmp_path):
     """The whole thing: chroot (debootstrapped on first use, ~4 min), wheels, checks on both sides."""
     need_data()

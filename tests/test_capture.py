@@ -84,6 +84,85 @@ def test_mic_loss_is_noticed_and_recovered(pulse, caplog):
         src.stop()
 
 
+def test_a_stream_portaudio_cannot_close_is_left_behind(pulse, monkeypatch, caplog):
+    """Seen once in a full run: the server died, the callback thread deadlocked inside ALSA's pulse
+    plugin and Pa_AbortStream never returned. Here abort() is made to block the same way on a
+    real stream; the source must give up on it, skip Pa_Terminate (which would wait on it too),
+    and capture again from the restarted server."""
+    import atexit
+
+    import sounddevice as sd
+
+    from edgekit.audio import sources
+
+    src = MicSource("pulse", block_seconds=0.02)
+    src.start()
+    src.BACKOFF = (0.2, 0.5, 1.0)
+    src.CLOSE_TIMEOUT = 0.5
+    wedged, release = src._stream, __import__("threading").Event()
+    real_abort = wedged.abort
+    monkeypatch.setattr(wedged, "abort", lambda ignore_errors=True: release.wait(30), raising=False)
+    terminations = []
+    monkeypatch.setattr(sd, "_terminate", lambda: terminations.append(1))
+    try:
+        wait_for_audio(src)
+        pulse.stop()
+        t0 = time.monotonic()
+        while not src.stats.lost and time.monotonic() - t0 < 5:
+            src.read(timeout=0.1)
+        assert src.stats.lost and src.stats.abandoned_streams == 1
+        assert sources._abandoned == [wedged]
+        assert any("did not release the input stream" in r.getMessage() for r in caplog.records)
+        pulse.start()
+        t1 = time.monotonic()
+        while src.stats.lost and time.monotonic() - t1 < 15:
+            src.read(timeout=0.1)
+        assert not src.stats.lost and src.stats.reopens == 1
+        wait_for_audio(src)
+        assert terminations == []
+    finally:
+        src.stop()
+        release.set()
+        real_abort(ignore_errors=True)
+        wedged.close(ignore_errors=True)
+        sources._abandoned.clear()
+        atexit.register(sd._exit_handler)
+
+
+def test_stuck_portaudio_and_no_device_ends_in_an_error_for_a_restart(pulse, monkeypatch):
+    """Without Pa_Terminate a replugged USB microphone (new index) stays invisible: once the
+    back-off is spent, read() raises, so the daemon exits and systemd starts a fresh process."""
+    import atexit
+    import threading
+
+    import sounddevice as sd
+
+    from edgekit.audio import sources
+
+    src = MicSource("pulse", block_seconds=0.02)
+    src.start()
+    src.BACKOFF = (0.1, 0.1, 0.1)
+    src.CLOSE_TIMEOUT = 0.3
+    wedged, release = src._stream, threading.Event()
+    real_abort = wedged.abort
+    monkeypatch.setattr(wedged, "abort", lambda ignore_errors=True: release.wait(30), raising=False)
+    try:
+        wait_for_audio(src)
+        pulse.stop()
+        t0 = time.monotonic()
+        with pytest.raises(AudioError, match="exiting so the process restarts"):
+            while time.monotonic() - t0 < 10:
+                src.read(timeout=0.1)
+        assert src.stats.lost and src.stats.abandoned_streams == 1
+    finally:
+        src.stop()
+        release.set()
+        real_abort(ignore_errors=True)
+        wedged.close(ignore_errors=True)
+        sources._abandoned.clear()
+        atexit.register(sd._exit_handler)
+
+
 def test_unknown_device_lists_the_real_ones(pulse):
     with pytest.raises(AudioError, match="no input device matches 'no-such-mic'.*pulse"):
         resolve_input_device("no-such-mic")

@@ -8,7 +8,9 @@ second, logs it once, and reopens with back-off.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ class SourceStats:
     dropped_blocks: int = 0  # blocks the ring had no room for
     reopens: int = 0  # times the device was lost and opened again
     lost: bool = False  # the device is currently gone
+    abandoned_streams: int = 0  # streams PortAudio could not close (left behind, see MicSource._close)
 
 
 class FileSource:
@@ -107,6 +110,20 @@ def resolve_input_device(spec: str | int | None) -> int | None:
     return matches[0]["index"]
 
 
+# Streams PortAudio could not close. Kept referenced so nothing tries to close them again.
+_abandoned: list = []
+
+
+def _abandon(stream) -> None:
+    import sounddevice as sd
+
+    if not _abandoned:
+        # sounddevice's exit handler stops its last stream and calls Pa_Terminate: both would
+        # wait on the deadlocked callback thread and hang the process at exit.
+        atexit.unregister(sd._exit_handler)
+    _abandoned.append(stream)
+
+
 class MicSource:
     """Capture from a PortAudio input device, resampled to 16 kHz int16, surviving device loss."""
 
@@ -114,6 +131,7 @@ class MicSource:
     LOST_AFTER = 1.0  # seconds without a callback before the device counts as gone
     STARTUP_GRACE = 3.0  # the first callback may take longer: ALSA's pulse plugin measured ~1.9 s
     BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    CLOSE_TIMEOUT = 2.0  # seconds to wait for PortAudio to let go of a stream
 
     def __init__(self, device: str | int | None = None, rate: int | None = None, block_seconds: float = 0.05):
         self.device_spec = device
@@ -175,13 +193,35 @@ class MicSource:
             raise AudioError(f"cannot open the input device {self.device_spec or '(default)'}: {exc}") from None
 
     def _close(self) -> None:
-        if self._stream is not None:
+        """Abort and close the stream, giving up on it after CLOSE_TIMEOUT.
+
+        When the sound server dies, the callback thread can deadlock inside ALSA's pulse plugin
+        (seen here: stuck on pa_mutex_lock in snd_pcm_status), and Pa_AbortStream waits for that
+        thread forever. So the close runs on a helper thread; a stream that does not close in
+        time is left behind, and the PortAudio calls that would wait on it too (Pa_Terminate on
+        re-initialisation and at exit) are skipped from then on. A new stream opens on a new
+        server connection, so capture goes on.
+        """
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+
+        def close() -> None:
             try:
-                self._stream.abort(ignore_errors=True)
-                self._stream.close(ignore_errors=True)
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
             except Exception:  # noqa: BLE001 - the device may already be gone
                 pass
-            self._stream = None
+
+        closer = threading.Thread(target=close, name="edgekit-audio-close", daemon=True)
+        closer.start()
+        closer.join(self.CLOSE_TIMEOUT)
+        if closer.is_alive():
+            _abandon(stream)
+            self.stats.abandoned_streams += 1
+            log.error("PortAudio did not release the input stream within %.0f s (a sound server that "
+                      "died can deadlock ALSA's pulse plugin); leaving it behind and opening a new one",
+                      self.CLOSE_TIMEOUT)
 
     def _lose(self, why: str) -> None:
         if not self.stats.lost:
@@ -198,12 +238,20 @@ class MicSource:
         self._attempt += 1
         try:
             # PortAudio only enumerates devices at initialisation; a sound server that came back
-            # is invisible until it re-initialises.
-            sd._terminate()
-            sd._initialize()
+            # is invisible until it re-initialises. Not with a stream left behind: Pa_Terminate
+            # would wait on it forever. ALSA's plugin devices (pulse, default) stay listed anyway.
+            if not _abandoned:
+                sd._terminate()
+                sd._initialize()
             self._open()
         except Exception as exc:  # noqa: BLE001
             log.debug("reopen attempt %d failed: %s", self._attempt, exc)
+            if _abandoned and self._attempt >= len(self.BACKOFF):
+                # Without Pa_Terminate, PortAudio cannot see a device that came back under a new
+                # index (a USB microphone plugged in again); a new process can. Under systemd,
+                # exiting with an error is that restart (Restart=on-failure), minutes apart.
+                raise AudioError(f"audio input still gone after {self._attempt} attempts, and PortAudio is "
+                                 "stuck on a stream it could not close; exiting so the process restarts") from None
             self._next_attempt = time.monotonic() + self.BACKOFF[min(self._attempt, len(self.BACKOFF) - 1)]
             return
         log.warning("audio input back: %s at %d Hz after %d attempt(s)", self.device_name, self.rate, self._attempt)

@@ -1,4 +1,5 @@
-"""``edgekit models list|pull|verify|path|inspect|compile``: the model zoo and model reports."""
+"""``edgekit models list|pull|verify|path|inspect|compile|build``: the model zoo, model reports,
+and new full-integer models."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import sys
 from pathlib import Path
 
 from .. import zoo
+from . import build as build_cmd
 from ..errors import EdgekitError, EdgeTPUCompilerError, ModelNotFoundError
 
-HELP = "the model zoo: list, pull (download/import, checksum-checked), verify, path, inspect, compile"
+HELP = ("the model zoo: list, pull (download/import, checksum-checked), verify, path, inspect, compile, "
+        "build")
 
 
 def add_arguments(parser) -> None:
@@ -51,6 +54,10 @@ def add_arguments(parser) -> None:
     p.add_argument("model", help="a .tflite path or a cached zoo name")
     p.add_argument("-o", "--out-dir", help="output directory (default: beside the model)")
     p.set_defaults(_models=_compile)
+
+    p = sub.add_parser("build", help=build_cmd.HELP, description=build_cmd.HELP)
+    build_cmd.add_arguments(p)
+    p.set_defaults(_models=build_cmd.run)
 
 
 def run(args) -> int:
