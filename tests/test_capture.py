@@ -84,83 +84,92 @@ def test_mic_loss_is_noticed_and_recovered(pulse, caplog):
         src.stop()
 
 
-def test_a_stream_portaudio_cannot_close_is_left_behind(pulse, monkeypatch, caplog):
-    """Seen once in a full run: the server died, the callback thread deadlocked inside ALSA's pulse
-    plugin and Pa_AbortStream never returned. Here abort() is made to block the same way on a
-    real stream; the source must give up on it, skip Pa_Terminate (which would wait on it too),
-    and capture again from the restarted server."""
-    import atexit
-
-    import sounddevice as sd
-
-    from edgekit.audio import sources
-
-    src = MicSource("pulse", block_seconds=0.02)
-    src.start()
-    src.BACKOFF = (0.2, 0.5, 1.0)
-    src.CLOSE_TIMEOUT = 0.5
-    wedged, release = src._stream, __import__("threading").Event()
-    real_abort = wedged.abort
-    monkeypatch.setattr(wedged, "abort", lambda ignore_errors=True: release.wait(30), raising=False)
-    terminations = []
-    monkeypatch.setattr(sd, "_terminate", lambda: terminations.append(1))
-    try:
-        wait_for_audio(src)
-        pulse.stop()
-        t0 = time.monotonic()
-        while not src.stats.lost and time.monotonic() - t0 < 5:
+# A real capture whose abort() blocks, as PortAudio's did once in a full run: the server died, the
+# callback thread deadlocked inside ALSA's pulse plugin and Pa_AbortStream never returned (not
+# reproducible on demand, hence the blocking abort). It runs in a child process with its own
+# PulseAudio server: a stream left behind cannot be cleaned up safely, and the child must also
+# exit without hanging (sounddevice's atexit Pa_Terminate would wait on that stream).
+WEDGED_MIC = """
+import json, os, sys, tempfile, threading, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from pulse import PulseServer
+runtime = Path(tempfile.mkdtemp(prefix="edgekit-pa-"))
+server = PulseServer(runtime)
+server.start()
+os.environ.update(XDG_RUNTIME_DIR=str(runtime), HOME=str(runtime))
+import sounddevice as sd
+from edgekit.audio import sources
+from edgekit.errors import AudioError
+terminations = []
+real_terminate = sd._terminate
+sd._terminate = lambda: (terminations.append(1), real_terminate())
+src = sources.MicSource("pulse", block_seconds=0.02)
+src.start()
+src.CLOSE_TIMEOUT, src.BACKOFF = 0.3, {backoff!r}
+wedged = src._stream
+wedged.abort = lambda ignore_errors=True: threading.Event().wait()
+out = {{}}
+def until(cond, limit):
+    t = time.monotonic()
+    while not cond() and time.monotonic() - t < limit:
+        try:
             src.read(timeout=0.1)
-        assert src.stats.lost and src.stats.abandoned_streams == 1
-        assert sources._abandoned == [wedged]
-        assert any("did not release the input stream" in r.getMessage() for r in caplog.records)
-        pulse.start()
-        t1 = time.monotonic()
-        while src.stats.lost and time.monotonic() - t1 < 15:
-            src.read(timeout=0.1)
-        assert not src.stats.lost and src.stats.reopens == 1
-        wait_for_audio(src)
-        assert terminations == []
-    finally:
-        src.stop()
-        release.set()
-        real_abort(ignore_errors=True)
-        wedged.close(ignore_errors=True)
-        sources._abandoned.clear()
-        atexit.register(sd._exit_handler)
+        except AudioError as exc:
+            out["error"] = str(exc)
+            return
+    return time.monotonic() - t
+until(lambda: src.stats.overflows or src._ring.available(), 5)
+server.stop()
+out["noticed_s"] = until(lambda: src.stats.lost, 5)
+out["abandoned"] = [src.stats.abandoned_streams, sources._abandoned == [wedged]]
+if {restart!r}:
+    server.start()
+    out["recovered_s"] = until(lambda: not src.stats.lost, 15)
+    got = []
+    until(lambda: got.append(len(src.read(timeout=0.1))) or sum(got) > 8000, 5)
+    out["samples_after"] = sum(got)
+else:
+    until(lambda: False, 10)
+out.update(lost=src.stats.lost, reopens=src.stats.reopens, terminations=len(terminations))
+src.stop()
+server.stop()
+print(json.dumps(out), flush=True)
+"""
 
 
-def test_stuck_portaudio_and_no_device_ends_in_an_error_for_a_restart(pulse, monkeypatch):
+def run_wedged_mic(restart: bool, backoff: tuple) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from pulse import pulse_available
+
+    if why := pulse_available():
+        pytest.skip(why)
+    code = WEDGED_MIC.format(tests=str(ROOT / "tests"), backoff=backoff, restart=restart)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "did not release the input stream" in proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_stream_portaudio_cannot_close_is_left_behind():
+    """The source gives up on the stream, skips Pa_Terminate (which would wait on it too), and
+    captures again from the restarted server; the process still exits."""
+    out = run_wedged_mic(restart=True, backoff=(0.2, 0.5, 1.0))
+    assert out["noticed_s"] < 2.5 and out["abandoned"] == [1, True]
+    assert out["recovered_s"] is not None and not out["lost"] and out["reopens"] == 1
+    assert out["samples_after"] > 8000 and out["terminations"] == 0
+
+
+def test_stuck_portaudio_and_no_device_ends_in_an_error_for_a_restart():
     """Without Pa_Terminate a replugged USB microphone (new index) stays invisible: once the
     back-off is spent, read() raises, so the daemon exits and systemd starts a fresh process."""
-    import atexit
-    import threading
-
-    import sounddevice as sd
-
-    from edgekit.audio import sources
-
-    src = MicSource("pulse", block_seconds=0.02)
-    src.start()
-    src.BACKOFF = (0.1, 0.1, 0.1)
-    src.CLOSE_TIMEOUT = 0.3
-    wedged, release = src._stream, threading.Event()
-    real_abort = wedged.abort
-    monkeypatch.setattr(wedged, "abort", lambda ignore_errors=True: release.wait(30), raising=False)
-    try:
-        wait_for_audio(src)
-        pulse.stop()
-        t0 = time.monotonic()
-        with pytest.raises(AudioError, match="exiting so the process restarts"):
-            while time.monotonic() - t0 < 10:
-                src.read(timeout=0.1)
-        assert src.stats.lost and src.stats.abandoned_streams == 1
-    finally:
-        src.stop()
-        release.set()
-        real_abort(ignore_errors=True)
-        wedged.close(ignore_errors=True)
-        sources._abandoned.clear()
-        atexit.register(sd._exit_handler)
+    out = run_wedged_mic(restart=False, backoff=(0.1, 0.1, 0.1))
+    assert "exiting so the process restarts" in out["error"]
+    assert out["abandoned"] == [1, True] and out["lost"]
 
 
 def test_unknown_device_lists_the_real_ones(pulse):
