@@ -33,7 +33,8 @@ from edgekit.build.representative import AUDIO_SUFFIXES, image_crops  # noqa: E4
 from edgekit.build.transplant import image_agreement, official_agreement  # noqa: E402
 from edgekit.model import load_model  # noqa: E402
 from edgekit.proof import load_official  # noqa: E402
-from edgekit.runtime import make_interpreter, runtime_info  # noqa: E402
+from edgekit.bench.device_info import describe  # noqa: E402
+from edgekit.runtime import make_interpreter  # noqa: E402
 
 # Published (MACs, params): MobileNets paper Tables 6-7 and the model zoo; MobileNet v2 paper;
 # YAMNet's README. The paper's 0.25 figures are rounded to whole millions.
@@ -194,9 +195,7 @@ def main() -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["macs", "transplant", "rebuild"])
     args = ap.parse_args()
     models, audio = args.data / "models", args.data / "audio"
-    rt = runtime_info()
-    record = {"machine": platform.machine(), "cpu": _cpu(), "cores": os.cpu_count(),
-              "python": platform.python_version(), "runtime": str(rt), "date": time.strftime("%Y-%m-%d")}
+    record = {"machine": describe(), "date": time.strftime("%Y-%m-%d")}
     from edgekit.build import require_tensorflow
 
     tf, keras = require_tensorflow()
@@ -213,16 +212,6 @@ def main() -> int:
     args.json.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
