@@ -68,6 +68,22 @@ class LabelsError(EdgekitError, ValueError):
     """A label file that cannot be read or does not fit the model."""
 
 
+class SoundError(EdgekitError, ValueError):
+    """A custom sound that cannot be used: a bad name, a corrupted or edited file, a bad example."""
+
+
+class SoundNotFoundError(SoundError, LookupError):
+    """A custom sound name found in none of the sound directories."""
+
+
+class SoundModelMismatchError(SoundError):
+    """A custom sound learned on another model than the one in use (their hashes differ)."""
+
+
+class ExamplesError(SoundError):
+    """Example recordings a sound cannot be learned from: silent, too short, like the background."""
+
+
 class ActionError(EdgekitError):
     """An action (GPIO, MQTT, event log) that cannot be set up."""
 

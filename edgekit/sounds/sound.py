@@ -1,0 +1,188 @@
+"""A custom sound: a small linear head on YAMNet's embedding, and its file.
+
+The file is a ``.npz`` (numpy's zip of arrays, read with ``allow_pickle=False``: nothing in it can
+run code) holding ``weights`` and one JSON document ``meta``. The JSON carries the format
+version, the threshold, the SHA-256 of the model file the embedding came from, the embedding
+spec, a training summary and a digest over everything else, so a corrupted or hand-edited file
+is refused instead of silently detecting the wrong thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SoundError, SoundModelMismatchError
+
+FORMAT = "edgekit-sound"
+VERSION = 1
+SUFFIX = ".sound.npz"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise SoundError(
+            f"bad sound name {name!r}: use 1-64 lower-case letters, digits, '_' or '-', starting with a "
+            "letter or digit (e.g. doorbell, washer_done)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """What produced the features: the model (name and file hash), the hop, the front end."""
+
+    model: str  # the model's file name, for messages (the hash is what is checked)
+    model_sha256: str
+    hop_seconds: float  # the hop the background was calibrated at
+    frontend: str  # "fixed", "float", or "graph" (a waveform model's in-graph front end)
+    dims: int = 1024
+    stock_labels: tuple[str, ...] = ()  # YAMNet labels whose best logit is an extra feature
+    stock_indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sound:
+    name: str
+    weights: np.ndarray  # [dims (+1 when stock labels are used)] float32
+    bias: float
+    threshold: float  # calibrated score at which the sound is taken as present
+    spec: EmbeddingSpec
+    summary: dict = field(default_factory=dict, compare=False)
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def release(self) -> float:
+        """A release below the threshold for hysteresis: halfway down, in logit units."""
+        t = min(max(self.threshold, 1e-6), 1 - 1e-6)
+        return float(1 / (1 + math.exp(-(math.log(t / (1 - t)) - 1.0))))
+
+    def features(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """[n, dims(+1)] features from embeddings [n, dims] and the model's scores [n, classes]."""
+        emb = np.atleast_2d(np.asarray(embedding, np.float32))
+        if emb.shape[1] != self.spec.dims:
+            raise SoundError(f"sound {self.name!r} takes a {self.spec.dims}-d embedding, got {emb.shape[1]}-d")
+        if not self.spec.stock_indices:
+            return emb
+        if scores is None:
+            raise SoundError(f"sound {self.name!r} also uses the model's scores for {list(self.spec.stock_labels)}")
+        return np.hstack([emb, stock_logit(np.atleast_2d(scores), self.spec.stock_indices)[:, None]])
+
+    def score_arrays(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """Scores in [0, 1] for a batch of windows."""
+        z = self.features(embedding, scores).astype(np.float64) @ self.weights.astype(np.float64) + self.bias
+        return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)
+
+    def score(self, result) -> float:
+        """The sound's score for one window result (anything with ``.embedding`` and ``.scores``).
+
+        A window the volume gate skipped (no embedding) scores 0, like a silent one.
+        """
+        if getattr(result, "embedding", None) is None:
+            return 0.0
+        return float(self.score_arrays(result.embedding, getattr(result, "scores", None))[0])
+
+    def check_model(self, model) -> None:
+        """Refuse a model other than the one this sound was trained on (by file hash)."""
+        digest = getattr(model, "sha256", None) or file_sha256(Path(model.path))
+        if digest != self.spec.model_sha256:
+            raise SoundModelMismatchError(
+                f"sound {self.name!r} was learned on {self.spec.model} (sha256 {self.spec.model_sha256[:12]}…) "
+                f"but the model in use is {Path(model.path).name} (sha256 {digest[:12]}…); learn it again "
+                f"with this model: edgekit sounds learn {self.name} --model {model.path} --examples ..."
+            )
+
+
+def stock_logit(scores: np.ndarray, indices) -> np.ndarray:
+    """The logit of the best of the named stock labels' scores (clipped away from 0 and 1)."""
+    p = np.clip(np.max(np.asarray(scores, np.float64)[:, list(indices)], axis=1), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest(weights: np.ndarray, meta: dict) -> str:
+    body = json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode()
+    return hashlib.sha256(np.ascontiguousarray(weights, "<f4").tobytes() + body).hexdigest()
+
+
+def save_sound(sound: Sound, path: Path) -> Path:
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": sound.name,
+        "bias": float(sound.bias),
+        "threshold": float(sound.threshold),
+        "spec": {
+            "model": sound.spec.model,
+            "model_sha256": sound.spec.model_sha256,
+            "hop_seconds": sound.spec.hop_seconds,
+            "frontend": sound.spec.frontend,
+            "dims": sound.spec.dims,
+            "stock_labels": list(sound.spec.stock_labels),
+            "stock_indices": [int(i) for i in sound.spec.stock_indices],
+        },
+        "summary": sound.summary,
+    }
+    weights = np.asarray(sound.weights, "<f4")
+    meta["digest"] = _digest(weights, meta)
+    buf = io.BytesIO()
+    np.savez(buf, weights=weights, meta=np.array(json.dumps(meta, sort_keys=True)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)  # atomic: a daemon reloading never sees half a file
+    return path
+
+
+def load_sound_file(path: Path) -> Sound:
+    path = Path(path)
+
+    def bad(why: str) -> SoundError:
+        return SoundError(f"{path}: {why}; learn the sound again with `edgekit sounds learn`")
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            weights = np.asarray(z["weights"], np.float32)
+            meta = json.loads(str(z["meta"]))
+    except FileNotFoundError:
+        raise SoundError(f"{path}: no such sound file") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise bad(f"not a readable sound file ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise bad("not an edgekit sound file")
+    if meta.get("version") != VERSION:
+        raise SoundError(f"{path}: sound file version {meta.get('version')} is not supported by this edgekit "
+                         f"(it reads version {VERSION}); learn the sound again or upgrade edgekit")
+    if meta.get("digest") != _digest(weights, meta):
+        raise bad("the file is corrupted or was edited (its digest does not match its contents)")
+    try:
+        s = meta["spec"]
+        spec = EmbeddingSpec(
+            model=str(s["model"]), model_sha256=str(s["model_sha256"]), hop_seconds=float(s["hop_seconds"]),
+            frontend=str(s["frontend"]), dims=int(s["dims"]), stock_labels=tuple(s["stock_labels"]),
+            stock_indices=tuple(int(i) for i in s["stock_indices"]),
+        )
+        sound = Sound(name=check_name(meta["name"]), weights=weights, bias=float(meta["bias"]),
+                      threshold=float(meta["threshold"]), spec=spec, summary=dict(meta.get("summary", {})),
+                      path=path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"missing or malformed field ({exc})") from None
+    if weights.shape != (spec.dims + (1 if spec.stock_indices else 0),) or not np.all(np.isfinite(weights)):
+        raise bad(f"weights of shape {weights.shape} do not fit a {spec.dims}-d embedding")
+    return sound

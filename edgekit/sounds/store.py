@@ -1,0 +1,84 @@
+"""Where custom sounds live.
+
+Looked up in order: ``$EDGEKIT_SOUNDS_DIR`` (a path list, when set), the service's state
+directory (``$STATE_DIRECTORY/sounds`` under systemd), the user's data directory, and
+``/var/lib/edgekit/sounds``. ``learn`` writes into the first of them: the environment variable's
+first entry, the service's directory under systemd, else the user's data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from ..errors import SoundError, SoundNotFoundError
+from .sound import SUFFIX, Sound, check_name, load_sound_file
+
+SERVICE_SOUNDS_DIR = Path("/var/lib/edgekit/sounds")
+
+
+def sound_dirs() -> list[Path]:
+    dirs: list[Path] = []
+    env = os.environ.get("EDGEKIT_SOUNDS_DIR")
+    if env:
+        dirs.extend(Path(p).expanduser() for p in env.split(os.pathsep) if p)
+    if os.environ.get("STATE_DIRECTORY"):
+        dirs.append(Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "sounds")
+    dirs.append(Path(platformdirs.user_data_dir("edgekit")) / "sounds")
+    if SERVICE_SOUNDS_DIR not in dirs:
+        dirs.append(SERVICE_SOUNDS_DIR)
+    return dirs
+
+
+def write_dir() -> Path:
+    return sound_dirs()[0]
+
+
+def sound_path(name: str, directory: Path | None = None) -> Path:
+    return (directory or write_dir()) / f"{check_name(name)}{SUFFIX}"
+
+
+def find_sound(name: str) -> Path:
+    """The first file for ``name`` along :func:`sound_dirs`, or a SoundNotFoundError naming them."""
+    check_name(name)
+    searched = sound_dirs()
+    for d in searched:
+        p = d / f"{name}{SUFFIX}"
+        if p.is_file():
+            return p
+    raise SoundNotFoundError(
+        f"no custom sound {name!r}; looked in: " + ", ".join(map(str, searched))
+        + f". Teach it with `edgekit sounds learn {name} --examples CLIPS`, or set EDGEKIT_SOUNDS_DIR"
+    )
+
+
+def load_sound(name_or_path: str | os.PathLike) -> Sound:
+    """A sound by name (searched along :func:`sound_dirs`) or by the path of its file."""
+    text = os.fspath(name_or_path)
+    if text.endswith(SUFFIX) or os.sep in text:
+        return load_sound_file(Path(text))
+    return load_sound_file(find_sound(text))
+
+
+def list_sounds() -> list[tuple[str, Path]]:
+    """(name, path) of every sound, the first directory's copy winning, sorted by name."""
+    found: dict[str, Path] = {}
+    for d in sound_dirs():
+        try:
+            files = sorted(d.glob(f"*{SUFFIX}"))
+        except OSError:
+            continue
+        for p in files:
+            found.setdefault(p.name[: -len(SUFFIX)], p)
+    return sorted(found.items())
+
+
+def remove_sound(name: str) -> Path:
+    path = find_sound(name)
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise SoundError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
+    return path

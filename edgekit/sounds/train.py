@@ -1,0 +1,226 @@
+"""Learn a custom sound from a few examples: positives, negatives, a linear head, a threshold.
+
+Positives are the windows that hold the active part of each example, clean and augmented
+(mixed into the user's room at 0-20 dB SNR, gain, time shift). Negatives are the room's windows
+plus the shipped bank of everyday sounds. The head is an L2 logistic regression on the 1024-d
+embedding (optionally plus the logit of a stock YAMNet label the user says the sound resembles).
+Its threshold is calibrated on the room's windows *scored by heads that never saw them*
+(cross-fitting by recording), so the false-alarm rate it promises is not an in-sample one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ExamplesError, SoundError
+from ..params import FeatureParams
+from .bank import Bank, load_bank
+from .embed import Embedded
+from .examples import Example, augment, check_examples, positive_windows
+from .logreg import fit_logistic, sigmoid
+from .sound import EmbeddingSpec, Sound, check_name, stock_logit
+
+Embed = Callable[[np.ndarray, float], Embedded]  # (int16 pcm, hop seconds) -> windows
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    hop: float = 0.2  # hop of the example windows: several views of each event
+    background_hop: float = 0.48  # hop of the room's windows, as the daemon listens
+    augment: int = 3  # augmented copies of each example
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    max_shift: float = 0.5
+    c: float = 0.1  # inverse L2 strength (scikit-learn's C) on standardised features
+    bank_weight: float = 1.0  # weight of the shipped negatives relative to the room's
+    target_fa_per_hour: float = 1.0
+    margin: float = 0.5  # logits added above the highest held-out room score when no false alarm is allowed
+    min_threshold: float = 0.5
+    folds: int = 3  # cross-fitting folds for the calibration
+    seed: int = 0
+
+
+@dataclass
+class TrainingSet:
+    positives: np.ndarray  # [p, dims] embeddings
+    positive_scores: np.ndarray  # [p, classes]
+    positive_group: np.ndarray  # [p] which example each window came from
+    positive_mix: np.ndarray  # [p] which background recording was mixed in (-1: none)
+    negatives: np.ndarray  # [q, dims] the room's windows
+    negative_scores: np.ndarray
+    negative_group: np.ndarray  # [q] which background recording
+    negative_starts: np.ndarray  # [q] seconds within its recording
+    background_seconds: float
+    examples: int
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], embed: Embed,
+            options: TrainOptions = TrainOptions(), params: FeatureParams = FeatureParams()) -> TrainingSet:
+    rng = np.random.default_rng(options.seed)
+    room = [np.asarray(pcm, np.int16) for _, pcm in background]
+    pos, pos_scores, groups, mixes = [], [], [], []
+    for i, ex in enumerate(examples):
+        copies = [(ex.pcm, ex.active, -1)]
+        copies += [augment(ex, room, rng, snr_db=options.snr_db, gain_db=options.gain_db, max_shift=options.max_shift)
+                   for _ in range(options.augment)]
+        for pcm, active, mix in copies:
+            e = embed(pcm, options.hop)
+            keep = positive_windows(active, e.starts, params)
+            pos.append(e.embeddings[keep])
+            pos_scores.append(e.scores[keep])
+            groups.append(np.full(int(keep.sum()), i))
+            mixes.append(np.full(int(keep.sum()), mix))
+    neg, neg_scores, neg_group, neg_starts = [], [], [], []
+    for j, pcm in enumerate(room):
+        e = embed(pcm, options.background_hop)
+        neg.append(e.embeddings)
+        neg_scores.append(e.scores)
+        neg_group.append(np.full(len(e), j))
+        neg_starts.append(e.starts)
+    dims = pos[0].shape[1] if pos else 1024
+    classes = pos_scores[0].shape[1] if pos_scores else 521
+    return TrainingSet(
+        positives=np.concatenate(pos), positive_scores=np.concatenate(pos_scores), positive_group=np.concatenate(groups),
+        positive_mix=np.concatenate(mixes),
+        negatives=np.concatenate(neg) if neg else np.zeros((0, dims), np.float32),
+        negative_scores=np.concatenate(neg_scores) if neg_scores else np.zeros((0, classes), np.float32),
+        negative_group=np.concatenate(neg_group) if neg_group else np.zeros(0, int),
+        negative_starts=np.concatenate(neg_starts) if neg_starts else np.zeros(0),
+        background_seconds=sum(len(p) for p in room) / params.sample_rate_hz, examples=len(examples),
+    )
+
+
+def false_alarms(scores: np.ndarray, groups: np.ndarray, threshold: float) -> int:
+    """Events a detector would report: runs of consecutive windows at or above the threshold."""
+    above = scores >= threshold
+    starts = above & ~np.concatenate([[False], above[:-1] & (groups[1:] == groups[:-1])])
+    return int(starts.sum())
+
+
+def calibrate(scores: np.ndarray, groups: np.ndarray, hours: float, options: TrainOptions) -> tuple[float, float]:
+    """The lowest threshold whose false alarms on ``scores`` stay within the target; its FA/hour."""
+    allowed = int(np.floor(options.target_fa_per_hour * hours + 1e-9))
+    floor = options.min_threshold
+    if not len(scores):
+        return floor, 0.0
+    if allowed == 0:
+        top = float(np.clip(scores.max(), 1e-7, 1 - 1e-7))
+        t = float(sigmoid(np.log(top / (1 - top)) + options.margin))
+        return max(t, floor), 0.0
+    for t in np.unique(np.concatenate([[floor], scores[scores > floor]])):
+        fa = false_alarms(scores, groups, t)
+        if fa <= allowed:
+            return max(float(t), floor), fa / hours
+    return 1.0, 0.0
+
+
+def _features(emb, scores, stock: tuple[int, ...]):
+    return emb if not stock else np.hstack([emb, stock_logit(scores, stock)[:, None]])
+
+
+def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None):
+    pm = np.ones(len(ts.positives), bool) if pos_mask is None else pos_mask
+    nm = np.ones(len(ts.negatives), bool) if neg_mask is None else neg_mask
+    xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock), _features(ts.negatives[nm], ts.negative_scores[nm], stock)]
+    ws = [np.full(pm.sum(), 1.0), np.full(nm.sum(), 1.0)]
+    if bank is not None and len(bank):
+        xs.append(_features(bank.embeddings, bank_scores, stock))
+        ws.append(np.full(len(bank), options.bank_weight * max(nm.sum(), len(bank)) / len(bank)))
+    x = np.concatenate(xs)
+    y = np.concatenate([np.ones(pm.sum()), np.zeros(len(x) - pm.sum())])
+    w = np.concatenate(ws)
+    w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
+    w *= len(w) / w.sum()
+    return fit_logistic(x, y, c=options.c, sample_weight=w)
+
+
+def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None = None,
+              bank_scores: np.ndarray | None = None, options: TrainOptions = TrainOptions()) -> Sound:
+    """Fit the head on everything, and calibrate its threshold on cross-fitted room scores."""
+    check_name(name)
+    t0 = time.perf_counter()
+    stock = spec.stock_indices
+    if len(ts.positives) == 0:
+        raise ExamplesError("no window of the examples holds the sound; record clips where it is clearly audible")
+    head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
+    hours = ts.background_seconds / 3600
+    notes = list(ts.notes)
+    # Held-out room scores: each background recording (or a contiguous part of one, when there
+    # are few) is scored by a head fitted without it.
+    oof = np.zeros(len(ts.negatives))
+    groups = ts.negative_group.copy()
+    if len(np.unique(groups)) >= options.folds:
+        fold = groups % options.folds
+    else:
+        fold = np.zeros(len(groups), int)
+        for g in np.unique(groups):
+            idx = np.flatnonzero(groups == g)
+            fold[idx] = np.arange(len(idx)) * options.folds // max(len(idx), 1)
+    for f in range(options.folds if len(ts.negatives) else 0):
+        held = fold == f
+        if held.any():
+            # Positives mixed with a held-out recording go too: they would teach its sound.
+            unseen = np.unique(groups[held])
+            h = _fit(ts, bank, stock, options, pos_mask=~np.isin(ts.positive_mix, unseen), neg_mask=~held,
+                     bank_scores=bank_scores)
+            oof[held] = h.probabilities(_features(ts.negatives[held], ts.negative_scores[held], stock))
+    if len(ts.negatives):
+        threshold, fa_rate = calibrate(oof, groups, hours, options)
+    else:
+        notes.append("no background given: threshold not calibrated on your room (pass --background)")
+        threshold, fa_rate = options.min_threshold, float("nan")
+    in_sample = head.probabilities(_features(ts.positives, ts.positive_scores, stock))
+    detected = [bool(np.any(in_sample[ts.positive_group == i] >= threshold)) for i in range(ts.examples)]
+    if sum(detected) < max(1, ts.examples / 2):
+        raise ExamplesError(
+            f"the examples are indistinguishable from the background: only {sum(detected)} of {ts.examples} score "
+            f"above the threshold ({threshold:.2f}) that keeps false alarms at {options.target_fa_per_hour:g}/hour "
+            "in your room. Record the sound closer to the microphone, louder than the room, with little else "
+            "going on; and give a background recording that does not contain the sound"
+        )
+    summary = {
+        "examples": ts.examples, "positive_windows": int(len(ts.positives)), "background_windows": int(len(ts.negatives)),
+        "background_minutes": round(ts.background_seconds / 60, 2), "bank_windows": int(len(bank)) if bank is not None else 0,
+        "examples_detected": int(sum(detected)), "held_out_fa_per_hour": fa_rate,
+        "target_fa_per_hour": options.target_fa_per_hour, "fit_seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "notes": notes,
+        "options": {k: v for k, v in asdict(options).items()},
+    }
+    return Sound(name=name, weights=head.weights.astype(np.float32), bias=float(head.bias), threshold=float(threshold),
+                 spec=spec, summary=summary)
+
+
+def stock_indices(labels: tuple[str, ...] | None, names: tuple[str, ...]) -> tuple[int, ...]:
+    if not names:
+        return ()
+    if labels is None:
+        raise SoundError("the model has no labels, so --like cannot name a stock label")
+    lower = {l.lower(): i for i, l in enumerate(labels)}
+    missing = [n for n in names if n.lower() not in lower]
+    if missing:
+        raise SoundError(f"unknown YAMNet label(s) {missing}; see `edgekit classify` output for label names")
+    return tuple(lower[n.lower()] for n in names)
+
+
+def learn(name: str, example_recordings: list[tuple[str, np.ndarray]], background: list[tuple[str, np.ndarray]],
+          embedder, options: TrainOptions = TrainOptions(), like: tuple[str, ...] = (), use_bank: bool = True) -> Sound:
+    """The whole of ``edgekit sounds learn``: check, embed, fit, calibrate (``embedder``: an :class:`Embedder`)."""
+    check_name(name)
+    stock = stock_indices(embedder.labels, tuple(like))
+    examples = check_examples(example_recordings, embedder.params)
+    ts = prepare(examples, background, embedder.embed, options, embedder.params)
+    bank = load_bank() if use_bank else None
+    if bank is not None and bank.embeddings.shape[1] != embedder.dims:
+        ts.notes.append(f"shipped negatives skipped: they are {bank.embeddings.shape[1]}-d, this model's embedding is {embedder.dims}-d")
+        bank = None
+    if not background:
+        ts.notes.append("no background recording: the threshold is a default, not calibrated on your room")
+    bank_scores = embedder.scores_from_embeddings(bank.embeddings) if stock and bank is not None else None
+    spec = EmbeddingSpec(model=embedder.path.name, model_sha256=embedder.sha256, hop_seconds=options.background_hop,
+                         frontend=embedder.frontend, dims=embedder.dims, stock_labels=tuple(like), stock_indices=stock)
+    return fit_sound(name, ts, spec, bank, bank_scores, options)
