@@ -27,6 +27,7 @@ COMMANDS = {
     "service": "service",
     "bench": "bench",
     "models": "models",
+    "sounds": "sounds",
 }
 
 

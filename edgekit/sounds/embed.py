@@ -18,7 +18,7 @@ from ..errors import UnsupportedModelError
 from ..frontend.stream import StreamingFrontend, StreamingWindows
 from ..graph import read_graph, read_graph_file
 from ..labels import embedded_labels, find_sidecar_labels, load_labels
-from ..model import LOGMEL, WAVEFORM, input_kind, logmel_quant
+from ..model import LOGMEL, WAVEFORM, edgetpu_twin, input_kind, logmel_quant
 from ..models.embedding import classifier_weights, with_embedding_output
 from ..params import FeatureParams
 from ..paths import resolve_model
@@ -45,7 +45,18 @@ class Embedder:
 
     def __init__(self, spec: str | Path = "yamnet", frontend: str = "fixed", params: FeatureParams = FeatureParams()):
         self.path = resolve_model(spec)
+        self.note = ""
         graph, data = read_graph_file(self.path)
+        if graph.is_edgetpu:
+            # The embedding is inside the compiled Edge TPU op; the CPU model it came from has it.
+            twin = edgetpu_twin(self.path)
+            if twin is None:
+                raise UnsupportedModelError(
+                    f"{self.path.name} is compiled for the Edge TPU, whose op hides the embedding; custom sounds "
+                    "need its CPU model beside it (e.g. yamnet_spectra_in.tflite)")
+            self.note = f"custom sounds run on the CPU body {twin.name}, not on the Edge TPU model {self.path.name}"
+            self.path = twin
+            graph, data = read_graph_file(self.path)
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.kind = input_kind(graph, params)
         if self.kind not in (WAVEFORM, LOGMEL):

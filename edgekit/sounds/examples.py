@@ -79,14 +79,21 @@ def check_examples(recordings: list[tuple[str, np.ndarray]], params: FeaturePara
 
 def positive_windows(active: np.ndarray, starts: np.ndarray, params: FeatureParams = FeatureParams(),
                      min_fraction: float = 0.5) -> np.ndarray:
-    """[n] bool: windows that hold at least ``min_fraction`` of the sound (or of a window, if longer)."""
+    """[n] bool: windows that hold at least ``min_fraction`` of the sound (or of a window, if longer).
+
+    A sound spread thinly over a long clip (a clock's ticks) fills no window that much: then the
+    windows holding nearly as much of it as the best one are taken.
+    """
     rate, length = params.sample_rate_hz, params.patch_samples
     cum = np.concatenate([[0], np.cumsum(active)])
     total = cum[-1]
     lo = np.clip(np.round(starts * rate).astype(int), 0, len(active))
     hi = np.clip(lo + length, 0, len(active))
     inside = cum[hi] - cum[lo]
-    return inside >= min_fraction * min(length, max(total, 1))
+    if not len(inside) or inside.max() <= 0:
+        return np.zeros(len(inside), bool)
+    need = min(min_fraction * min(length, total), 0.8 * inside.max())
+    return inside >= need
 
 
 def rms(x: np.ndarray) -> float:

@@ -30,11 +30,13 @@ def sigmoid(z):
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, sample_weight: np.ndarray | None = None,
-                 max_iter: int = 50, tol: float = 1e-8) -> LinearHead:
+                 max_iter: int = 100, tol: float = 1e-10, standardize: bool = True,
+                 init: LinearHead | None = None) -> LinearHead:
     """Minimise ``0.5 |w|^2 + c * sum_i s_i * logloss(y_i, w.x_i + b)`` (scikit-learn's convention).
 
     Features are standardised inside (so one ``c`` suits any scale) and the result is mapped
-    back, so the returned head takes raw features. The bias is not penalised.
+    back, so the returned head takes raw features. The bias is not penalised. ``init`` (a head
+    fitted on similar data) warm-starts the iterations: cross-fitting converges in a few steps.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64).reshape(-1)
@@ -46,19 +48,39 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, sample_weight:
     mean = x.mean(0)
     std = x.std(0)
     std[std < 1e-8] = 1.0
+    if not standardize:  # one scale for all features: rare features are not blown up
+        mean, std = np.zeros_like(mean), np.full_like(std, float(np.sqrt(np.mean(std**2))))
     z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
     d = z.shape[1]
     penalty = np.full(d, 1.0 / c)
     penalty[-1] = 0.0
     theta = np.zeros(d)
+    if init is not None:
+        theta[:-1] = init.weights * std
+        theta[-1] = init.bias + float(np.dot(init.weights, mean))
+    z32 = z.astype(np.float32)  # the Hessian product in float32: half the time, ample precision
+    sign = 2 * y - 1
+
+    def objective(th):
+        return float(np.sum(s * np.logaddexp(0.0, -sign * (z @ th))) + 0.5 * np.sum(penalty * th * th))
+
+    f = objective(theta)
     for _ in range(max_iter):
         p = sigmoid(z @ theta)
         grad = z.T @ (s * (p - y)) + penalty * theta
-        hess = (z * (s * p * (1 - p))[:, None]).T @ z
+        hess = ((z32 * (s * p * (1 - p)).astype(np.float32)[:, None]).T @ z32).astype(np.float64)
         hess[np.diag_indices(d)] += penalty + 1e-10
         step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(theta))):
+        decrement = float(grad @ step)  # Newton's decrement squared: the predicted decrease x 2
+        if decrement / 2 <= tol * max(1.0, abs(f)):
             break
+        t = 1.0
+        while True:  # backtracking: a full Newton step can overshoot far from the optimum
+            candidate = theta - t * step
+            f_new = objective(candidate)
+            if f_new <= f - 0.25 * t * decrement or t < 1e-6:
+                break
+            t /= 2
+        theta, f = candidate, f_new
     w = theta[:-1] / std
     return LinearHead(weights=w, bias=float(theta[-1] - np.dot(w, mean)))

@@ -25,6 +25,8 @@ from ..errors import SoundError, SoundModelMismatchError
 FORMAT = "edgekit-sound"
 VERSION = 1
 SUFFIX = ".sound.npz"
+CLASSES = 521  # YAMNet's classes, when its scores are features
+FEATURES = ("embedding", "scores", "embedding+scores")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -48,12 +50,18 @@ class EmbeddingSpec:
     dims: int = 1024
     stock_labels: tuple[str, ...] = ()  # YAMNet labels whose best logit is an extra feature
     stock_indices: tuple[int, ...] = ()
+    features: str = "embedding"  # "embedding", "scores" or "embedding+scores" (YAMNet's scores)
+
+    @property
+    def width(self) -> int:
+        n = {"embedding": self.dims, "scores": CLASSES, "embedding+scores": self.dims + CLASSES}[self.features]
+        return n + (1 if self.stock_indices else 0)
 
 
 @dataclass(frozen=True)
 class Sound:
     name: str
-    weights: np.ndarray  # [dims (+1 when stock labels are used)] float32
+    weights: np.ndarray = field(compare=False)  # [spec.width] float32 (arrays do not compare with ==)
     bias: float
     threshold: float  # calibrated score at which the sound is taken as present
     spec: EmbeddingSpec
@@ -71,16 +79,18 @@ class Sound:
         emb = np.atleast_2d(np.asarray(embedding, np.float32))
         if emb.shape[1] != self.spec.dims:
             raise SoundError(f"sound {self.name!r} takes a {self.spec.dims}-d embedding, got {emb.shape[1]}-d")
-        if not self.spec.stock_indices:
-            return emb
-        if scores is None:
-            raise SoundError(f"sound {self.name!r} also uses the model's scores for {list(self.spec.stock_labels)}")
-        return np.hstack([emb, stock_logit(np.atleast_2d(scores), self.spec.stock_indices)[:, None]])
+        if scores is None and (self.spec.stock_indices or self.spec.features != "embedding"):
+            raise SoundError(f"sound {self.name!r} also uses the model's scores")
+        return feature_matrix(emb, None if scores is None else np.atleast_2d(scores), self.spec.stock_indices,
+                              self.spec.features)
+
+    def logits(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """The head's logits (float64) for a batch of windows: the score before the sigmoid."""
+        return self.features(embedding, scores).astype(np.float64) @ self.weights.astype(np.float64) + self.bias
 
     def score_arrays(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
-        """Scores in [0, 1] for a batch of windows."""
-        z = self.features(embedding, scores).astype(np.float64) @ self.weights.astype(np.float64) + self.bias
-        return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)
+        """Scores in [0, 1] for a batch of windows; the calibrated threshold is 0.5 unless retuned."""
+        return np.exp(-np.logaddexp(0.0, -self.logits(embedding, scores))).astype(np.float32)
 
     def score(self, result) -> float:
         """The sound's score for one window result (anything with ``.embedding`` and ``.scores``).
@@ -100,6 +110,18 @@ class Sound:
                 f"but the model in use is {Path(model.path).name} (sha256 {digest[:12]}…); learn it again "
                 f"with this model: edgekit sounds learn {self.name} --model {model.path} --examples ..."
             )
+
+
+def feature_matrix(emb: np.ndarray, scores: np.ndarray | None, stock: tuple[int, ...], kind: str) -> np.ndarray:
+    """The head's input: embedding and/or YAMNet's scores, plus the named stock labels' best logit."""
+    parts = []
+    if kind in ("embedding", "embedding+scores"):
+        parts.append(np.asarray(emb, np.float32))
+    if kind in ("scores", "embedding+scores"):
+        parts.append(np.asarray(scores, np.float32))
+    if stock:
+        parts.append(stock_logit(scores, stock)[:, None].astype(np.float32))
+    return parts[0] if len(parts) == 1 else np.hstack(parts)
 
 
 def stock_logit(scores: np.ndarray, indices) -> np.ndarray:
@@ -136,6 +158,7 @@ def save_sound(sound: Sound, path: Path) -> Path:
             "dims": sound.spec.dims,
             "stock_labels": list(sound.spec.stock_labels),
             "stock_indices": [int(i) for i in sound.spec.stock_indices],
+            "features": sound.spec.features,
         },
         "summary": sound.summary,
     }
@@ -176,13 +199,15 @@ def load_sound_file(path: Path) -> Sound:
         spec = EmbeddingSpec(
             model=str(s["model"]), model_sha256=str(s["model_sha256"]), hop_seconds=float(s["hop_seconds"]),
             frontend=str(s["frontend"]), dims=int(s["dims"]), stock_labels=tuple(s["stock_labels"]),
-            stock_indices=tuple(int(i) for i in s["stock_indices"]),
+            stock_indices=tuple(int(i) for i in s["stock_indices"]), features=str(s["features"]),
         )
+        if spec.features not in FEATURES:
+            raise ValueError(f"unknown features {spec.features!r}")
         sound = Sound(name=check_name(meta["name"]), weights=weights, bias=float(meta["bias"]),
                       threshold=float(meta["threshold"]), spec=spec, summary=dict(meta.get("summary", {})),
                       path=path)
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"missing or malformed field ({exc})") from None
-    if weights.shape != (spec.dims + (1 if spec.stock_indices else 0),) or not np.all(np.isfinite(weights)):
+    if weights.shape != (spec.width,) or not np.all(np.isfinite(weights)):
         raise bad(f"weights of shape {weights.shape} do not fit a {spec.dims}-d embedding")
     return sound

@@ -21,8 +21,8 @@ from ..params import FeatureParams
 from .bank import Bank, load_bank
 from .embed import Embedded
 from .examples import Example, augment, check_examples, positive_windows
-from .logreg import fit_logistic, sigmoid
-from .sound import EmbeddingSpec, Sound, check_name, stock_logit
+from .logreg import fit_logistic
+from .sound import EmbeddingSpec, Sound, check_name, feature_matrix
 
 Embed = Callable[[np.ndarray, float], Embedded]  # (int16 pcm, hop seconds) -> windows
 
@@ -39,8 +39,12 @@ class TrainOptions:
     bank_weight: float = 1.0  # weight of the shipped negatives relative to the room's
     target_fa_per_hour: float = 1.0
     margin: float = 0.5  # logits added above the highest held-out room score when no false alarm is allowed
-    min_threshold: float = 0.5
+    min_logit: float = 0.0  # never a threshold below the raw head's even odds
     folds: int = 3  # cross-fitting folds for the calibration
+    features: str = "embedding"  # "embedding", "scores" (YAMNet's 521) or "embedding+scores"
+    # One scale for all 1024 dimensions: standardising each one blew up dimensions that barely vary
+    # in the examples, and held-out room windows then scored absurdly high (dev recall 0.19 -> 0.57).
+    standardize: bool = False
     seed: int = 0
 
 
@@ -102,41 +106,44 @@ def false_alarms(scores: np.ndarray, groups: np.ndarray, threshold: float) -> in
     return int(starts.sum())
 
 
-def calibrate(scores: np.ndarray, groups: np.ndarray, hours: float, options: TrainOptions) -> tuple[float, float]:
-    """The lowest threshold whose false alarms on ``scores`` stay within the target; its FA/hour."""
+def calibrate(logits: np.ndarray, groups: np.ndarray, hours: float, options: TrainOptions) -> tuple[float, float]:
+    """The lowest logit threshold whose false alarms on ``logits`` stay within the target; its FA/hour.
+
+    Logits, not probabilities: a confident head saturates its probabilities at 1.0, where every
+    window would tie. When the background is too short to allow a single false alarm at the
+    target rate, the threshold goes ``margin`` above its highest window.
+    """
     allowed = int(np.floor(options.target_fa_per_hour * hours + 1e-9))
-    floor = options.min_threshold
-    if not len(scores):
+    floor = options.min_logit
+    if not len(logits):
         return floor, 0.0
     if allowed == 0:
-        top = float(np.clip(scores.max(), 1e-7, 1 - 1e-7))
-        t = float(sigmoid(np.log(top / (1 - top)) + options.margin))
-        return max(t, floor), 0.0
-    for t in np.unique(np.concatenate([[floor], scores[scores > floor]])):
-        fa = false_alarms(scores, groups, t)
+        return max(float(logits.max()) + options.margin, floor), 0.0
+    for t in np.unique(np.concatenate([[floor], logits[logits > floor]])):
+        fa = false_alarms(logits, groups, t)
         if fa <= allowed:
-            return max(float(t), floor), fa / hours
-    return 1.0, 0.0
+            return float(t), fa / hours
+    return float(logits.max()) + options.margin, 0.0
 
 
-def _features(emb, scores, stock: tuple[int, ...]):
-    return emb if not stock else np.hstack([emb, stock_logit(scores, stock)[:, None]])
+def _features(emb, scores, stock: tuple[int, ...], kind: str = "embedding"):
+    return feature_matrix(emb, scores, stock, kind)
 
 
-def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None):
+def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None, init=None):
     pm = np.ones(len(ts.positives), bool) if pos_mask is None else pos_mask
     nm = np.ones(len(ts.negatives), bool) if neg_mask is None else neg_mask
-    xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock), _features(ts.negatives[nm], ts.negative_scores[nm], stock)]
+    xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock, options.features), _features(ts.negatives[nm], ts.negative_scores[nm], stock, options.features)]
     ws = [np.full(pm.sum(), 1.0), np.full(nm.sum(), 1.0)]
     if bank is not None and len(bank):
-        xs.append(_features(bank.embeddings, bank_scores, stock))
+        xs.append(_features(bank.embeddings, bank_scores, stock, options.features))
         ws.append(np.full(len(bank), options.bank_weight * max(nm.sum(), len(bank)) / len(bank)))
     x = np.concatenate(xs)
     y = np.concatenate([np.ones(pm.sum()), np.zeros(len(x) - pm.sum())])
     w = np.concatenate(ws)
     w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
     w *= len(w) / w.sum()
-    return fit_logistic(x, y, c=options.c, sample_weight=w)
+    return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init)
 
 
 def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None = None,
@@ -167,22 +174,28 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
             # Positives mixed with a held-out recording go too: they would teach its sound.
             unseen = np.unique(groups[held])
             h = _fit(ts, bank, stock, options, pos_mask=~np.isin(ts.positive_mix, unseen), neg_mask=~held,
-                     bank_scores=bank_scores)
-            oof[held] = h.probabilities(_features(ts.negatives[held], ts.negative_scores[held], stock))
+                     bank_scores=bank_scores, init=head)
+            oof[held] = h.logits(_features(ts.negatives[held], ts.negative_scores[held], stock, options.features))
     if len(ts.negatives):
-        threshold, fa_rate = calibrate(oof, groups, hours, options)
+        z_t, fa_rate = calibrate(oof, groups, hours, options)
     else:
-        notes.append("no background given: threshold not calibrated on your room (pass --background)")
-        threshold, fa_rate = options.min_threshold, float("nan")
-    in_sample = head.probabilities(_features(ts.positives, ts.positive_scores, stock))
-    detected = [bool(np.any(in_sample[ts.positive_group == i] >= threshold)) for i in range(ts.examples)]
+        z_t, fa_rate = options.min_logit, float("nan")
+    in_sample = head.logits(_features(ts.positives, ts.positive_scores, stock, options.features))
+    detected = [bool(np.any(in_sample[ts.positive_group == i] >= z_t)) for i in range(ts.examples)]
     if sum(detected) < max(1, ts.examples / 2):
         raise ExamplesError(
             f"the examples are indistinguishable from the background: only {sum(detected)} of {ts.examples} score "
-            f"above the threshold ({threshold:.2f}) that keeps false alarms at {options.target_fa_per_hour:g}/hour "
-            "in your room. Record the sound closer to the microphone, louder than the room, with little else "
-            "going on; and give a background recording that does not contain the sound"
+            f"above the threshold that keeps false alarms at {options.target_fa_per_hour:g}/hour in your room. "
+            "Record the sound closer to the microphone, louder than the room, with little else going on; and "
+            "give a background recording that does not contain the sound"
         )
+    # Rescale the logit so that the calibrated threshold scores 0.5 and a typical example 0.9:
+    # the ranking is unchanged, and a score reads the same for every sound.
+    best = np.array([in_sample[ts.positive_group == i].max() for i in range(ts.examples) if np.any(ts.positive_group == i)])
+    spread = float(np.median(best)) - z_t
+    tau = spread / np.log(9) if spread > 1e-6 else 1.0
+    weights, bias = head.weights / tau, (head.bias - z_t) / tau
+    threshold = 0.5
     summary = {
         "examples": ts.examples, "positive_windows": int(len(ts.positives)), "background_windows": int(len(ts.negatives)),
         "background_minutes": round(ts.background_seconds / 60, 2), "bank_windows": int(len(bank)) if bank is not None else 0,
@@ -191,7 +204,7 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "notes": notes,
         "options": {k: v for k, v in asdict(options).items()},
     }
-    return Sound(name=name, weights=head.weights.astype(np.float32), bias=float(head.bias), threshold=float(threshold),
+    return Sound(name=name, weights=weights.astype(np.float32), bias=float(bias), threshold=threshold,
                  spec=spec, summary=summary)
 
 
@@ -220,7 +233,9 @@ def learn(name: str, example_recordings: list[tuple[str, np.ndarray]], backgroun
         bank = None
     if not background:
         ts.notes.append("no background recording: the threshold is a default, not calibrated on your room")
-    bank_scores = embedder.scores_from_embeddings(bank.embeddings) if stock and bank is not None else None
+    needs_scores = bool(stock) or "scores" in options.features
+    bank_scores = embedder.scores_from_embeddings(bank.embeddings) if needs_scores and bank is not None else None
     spec = EmbeddingSpec(model=embedder.path.name, model_sha256=embedder.sha256, hop_seconds=options.background_hop,
-                         frontend=embedder.frontend, dims=embedder.dims, stock_labels=tuple(like), stock_indices=stock)
+                         frontend=embedder.frontend, dims=embedder.dims, stock_labels=tuple(like), stock_indices=stock,
+                         features=options.features)
     return fit_sound(name, ts, spec, bank, bank_scores, options)

@@ -1,0 +1,341 @@
+"""Custom sounds: head fitting, the sound file, the store, examples, learning on real audio, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import DATA, need
+from edgekit.cli import main as cli
+from edgekit.errors import ExamplesError, SoundError, SoundModelMismatchError, SoundNotFoundError
+from edgekit.sounds.bank import load_bank
+from edgekit.sounds.examples import activity, check_examples, positive_windows
+from edgekit.sounds.logreg import fit_logistic
+from edgekit.sounds.sound import EmbeddingSpec, Sound, load_sound_file, save_sound
+from edgekit.sounds.store import find_sound, list_sounds, load_sound, remove_sound, sound_dirs, sound_path
+
+RATE = 16000
+
+
+# --- the head ------------------------------------------------------------------------------
+
+
+def _objective(head, x, y, w, c, scale):
+    z = head.logits(x)
+    return float(np.sum(w * np.logaddexp(0, -(2 * y - 1) * z)) + 0.5 / c * np.sum((head.weights * scale) ** 2))
+
+
+def test_newton_fit_is_at_least_as_good_as_scikit_learn():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.standard_normal((600, 40)))
+    y = (x[:, :3].sum(1) + rng.standard_normal(600) > 3).astype(float)
+    w = rng.uniform(0.5, 2, 600)
+    ours = fit_logistic(x, y, c=0.3, sample_weight=w, standardize=False)
+    scale = np.sqrt(np.mean(x.std(0) ** 2))  # the one scale our fit puts all features on
+    ref = sklearn.LogisticRegression(C=0.3, tol=1e-10, max_iter=10000).fit(x / scale, y, sample_weight=w)
+    from edgekit.sounds.logreg import LinearHead
+
+    theirs = LinearHead(ref.coef_[0] / scale, float(ref.intercept_[0]))
+    # Same objective (scikit-learn's, on the same scaled features): ours is no worse, and the
+    # two optima agree.
+    assert _objective(ours, x, y, w, 0.3, scale) <= _objective(theirs, x, y, w, 0.3, scale) + 1e-6
+    np.testing.assert_allclose(ours.probabilities(x), theirs.probabilities(x), atol=2e-3)
+
+
+def test_warm_start_reaches_the_same_optimum():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((400, 30))
+    y = (x[:, 0] > 0).astype(float)
+    cold = fit_logistic(x, y, c=0.5)
+    warm = fit_logistic(x, y, c=0.5, init=fit_logistic(x[:200], y[:200], c=0.5))
+    np.testing.assert_allclose(cold.probabilities(x), warm.probabilities(x), atol=1e-6)
+
+
+# --- the sound file ------------------------------------------------------------------------
+
+SPEC = EmbeddingSpec(model="yamnet.tflite", model_sha256="ab" * 32, hop_seconds=0.48, frontend="graph")
+
+
+def make_sound(name="doorbell", **kw) -> Sound:
+    rng = np.random.default_rng(0)
+    return Sound(name=name, weights=rng.standard_normal(1024).astype(np.float32) * 0.01, bias=-1.0, threshold=0.5,
+                 spec=kw.pop("spec", SPEC), summary={"examples": 3, "notes": []}, **kw)
+
+
+def test_sound_file_round_trip(tmp_path):
+    s = make_sound()
+    loaded = load_sound_file(save_sound(s, tmp_path / "doorbell.sound.npz"))
+    assert loaded == s and loaded.summary == s.summary
+    np.testing.assert_array_equal(loaded.weights, s.weights)
+    emb = np.random.default_rng(3).uniform(0, 2, (5, 1024)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.score_arrays(emb), s.score_arrays(emb))
+
+
+def test_edited_or_corrupt_file_is_refused(tmp_path):
+    path = save_sound(make_sound(), tmp_path / "d.sound.npz")
+    with np.load(path) as z:
+        weights, meta = z["weights"], json.loads(str(z["meta"]))
+    meta["threshold"] = 0.1  # a hand edit
+    np.savez(tmp_path / "edited.sound.npz", weights=weights, meta=np.array(json.dumps(meta)))
+    with pytest.raises(SoundError, match="corrupted or was edited"):
+        load_sound_file(tmp_path / "edited.sound.npz")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (tmp_path / "flipped.sound.npz").write_bytes(bytes(raw))
+    with pytest.raises(SoundError):
+        load_sound_file(tmp_path / "flipped.sound.npz")
+    (tmp_path / "text.sound.npz").write_text("hello")
+    with pytest.raises(SoundError, match="not a readable sound file"):
+        load_sound_file(tmp_path / "text.sound.npz")
+
+
+def test_future_version_is_refused_with_advice(tmp_path):
+    import edgekit.sounds.sound as sound_mod
+
+    path = save_sound(make_sound(), tmp_path / "d.sound.npz")
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        weights = z["weights"]
+    meta["version"] = 99
+    meta["digest"] = sound_mod._digest(weights, meta)
+    np.savez(path, weights=weights, meta=np.array(json.dumps(meta)))
+    with pytest.raises(SoundError, match="version 99"):
+        load_sound_file(path)
+
+
+@dataclass
+class FakeModel:
+    path: Path
+    sha256: str
+
+
+def test_model_mismatch_is_a_clear_error():
+    s = make_sound()
+    s.check_model(FakeModel(Path("yamnet.tflite"), "ab" * 32))
+    with pytest.raises(SoundModelMismatchError, match="learned on yamnet.tflite.*learn it again"):
+        s.check_model(FakeModel(Path("other.tflite"), "cd" * 32))
+
+
+@dataclass(frozen=True)
+class Window:  # the fields of edgekit.listen.WindowResult a head reads
+    scores: np.ndarray | None
+    embedding: np.ndarray | None
+
+
+def test_score_of_a_window_result():
+    s = make_sound()
+    emb = np.random.default_rng(4).uniform(0, 2, 1024).astype(np.float32)
+    assert s.score(Window(np.zeros(521, np.float32), emb)) == pytest.approx(float(s.score_arrays(emb)[0]))
+    assert s.score(Window(None, None)) == 0.0  # a window the volume gate skipped
+    assert 0 < s.release < s.threshold
+
+
+def test_stock_label_feature_needs_scores():
+    spec = replace(SPEC, stock_labels=("Doorbell",), stock_indices=(349,))
+    s = Sound("bell", np.zeros(1025, np.float32), 0.0, 0.5, spec)
+    emb = np.ones((1, 1024), np.float32)
+    with pytest.raises(SoundError, match="scores"):
+        s.score_arrays(emb)
+    assert s.score_arrays(emb, np.full((1, 521), 0.3, np.float32)).shape == (1,)
+
+
+@pytest.mark.parametrize("name", ["", "Doorbell", "../x", "a b", "x" * 65])
+def test_bad_names(name):
+    from edgekit.sounds.sound import check_name
+
+    with pytest.raises(SoundError, match="bad sound name"):
+        check_name(name)
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def test_store_order_and_lookup(tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("EDGEKIT_SOUNDS_DIR", f"{a}:{b}")
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    dirs = sound_dirs()
+    assert dirs[:3] == [a, b, tmp_path / "state" / "sounds"] and dirs[-1] == Path("/var/lib/edgekit/sounds")
+    save_sound(make_sound("washer"), sound_path("washer", b))
+    save_sound(make_sound("washer"), sound_path("washer"))  # the first directory wins
+    assert find_sound("washer") == a / "washer.sound.npz"
+    assert [n for n, _ in list_sounds()] == ["washer"]
+    assert load_sound("washer").name == "washer"
+    remove_sound("washer")
+    assert find_sound("washer") == b / "washer.sound.npz"
+    with pytest.raises(SoundNotFoundError, match="edgekit sounds learn nothing"):
+        load_sound("nothing")
+
+
+def test_service_state_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEKIT_SOUNDS_DIR", raising=False)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    assert sound_path("bell") == tmp_path / "sounds" / "bell.sound.npz"
+
+
+# --- examples ------------------------------------------------------------------------------
+
+
+def burst_clip(seconds=4.0, at=1.5, length=0.4, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(seconds * RATE)) * 30
+    t = np.arange(int(length * RATE)) / RATE
+    lo = int(at * RATE)
+    x[lo: lo + len(t)] += 8000 * np.sin(2 * np.pi * 1000 * t)
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def test_activity_finds_the_burst_and_positive_windows_hold_it():
+    pcm = burst_clip()
+    active = activity(pcm)
+    on = np.flatnonzero(active) / RATE
+    assert 1.4 <= on.min() <= 1.5 and 1.9 <= on.max() <= 2.0
+    starts = np.arange(0, 3.1, 0.1)
+    keep = positive_windows(active, starts)
+    assert keep.any()
+    total = active.sum()
+    for s, k in zip(starts, keep):
+        inside = active[int(round(s * RATE)): int(round(s * RATE)) + 15600].sum()
+        assert k == (inside >= 0.5 * total)  # kept exactly when it holds at least half of the burst
+
+
+def test_steady_sound_is_active_throughout():
+    hum = (3000 * np.sin(2 * np.pi * 100 * np.arange(3 * RATE) / RATE)).astype(np.int16)
+    assert activity(hum).all()
+
+
+def test_bad_examples_say_what_to_record():
+    silent = np.zeros(3 * RATE, np.int16)
+    short = burst_clip(seconds=0.6, at=0.1, length=0.2)
+    with pytest.raises(ExamplesError) as err:
+        check_examples([("quiet.wav", silent), ("short.wav", short), ("good.wav", burst_clip())])
+    text = str(err.value)
+    assert "quiet.wav: silent" in text and "microphone" in text
+    assert "short.wav" in text and "shorter than one 0.975 s window" in text and "good.wav" not in text
+    with pytest.raises(ExamplesError, match="no example"):
+        check_examples([])
+
+
+# --- the shipped negatives -----------------------------------------------------------------
+
+
+def test_bank_is_small_openly_licensed_and_attributed():
+    bank = load_bank()
+    assert bank is not None and bank.embeddings.shape[1] == 1024 and 100 <= len(bank) <= 2000
+    data_dir = Path(__file__).resolve().parents[1] / "edgekit" / "sounds" / "data"
+    assert (data_dir / "negatives.npz").stat().st_size < 500_000
+    attribution = (data_dir / "ATTRIBUTION.md").read_text()
+    for f in bank.meta["files"]:
+        name = Path(f).name
+        assert not name.startswith(("esc50", "urbansound")), name  # non-commercial sources never ship
+        assert name in attribution
+    manifest = DATA / "events" / "MANIFEST.csv"
+    if manifest.exists():
+        licences = {r["path"]: r["licence"] for r in csv.DictReader(open(manifest, newline=""))}
+        for f in bank.meta["files"]:
+            assert licences[f].startswith("CC BY 4.0"), (f, licences[f])
+
+
+# --- learning on real audio ----------------------------------------------------------------
+
+
+def events_file(*parts) -> Path:
+    return need(DATA.joinpath("events", *parts))
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from edgekit.sounds.embed import Embedder
+
+    return Embedder(need(DATA / "models" / "yamnet.tflite"))
+
+
+def smoke_alarm_clips():
+    """Three recordings of smoke alarms (BigSoundBank, royalty free): two to learn, one to test."""
+    from edgekit.audio.files import read_audio
+
+    folder = events_file("target", "smoke_alarm")
+    return [read_audio(p) for p in sorted(folder.glob("*.flac"))]
+
+
+def background_clips(n=6):
+    from edgekit.audio.files import read_audio
+
+    folder = events_file("background", "speech")
+    return [(p.name, read_audio(p)) for p in sorted(folder.glob("resemblyzer*"))[1::2][:n]]
+
+
+def test_learn_a_sound_and_hear_it_in_another_recording(embedder):
+    from edgekit.sounds.train import TrainOptions, learn
+
+    alarms = smoke_alarm_clips()
+    examples = [(f"alarm{i}", a[: 4 * RATE]) for i, a in enumerate(alarms[:2])]
+    sound = learn("smoke", examples, background_clips(), embedder, TrainOptions(augment=1))
+    assert sound.summary["examples_detected"] == 2
+    held_out = embedder.embed(alarms[2][: 8 * RATE], sound.spec.hop_seconds)
+    assert sound.score_arrays(held_out.embeddings).max() >= sound.threshold
+    from edgekit.audio.files import read_audio
+
+    for other in ("speech.wav", "dog.wav"):
+        e = embedder.embed(read_audio(need(DATA / "audio" / other)), sound.spec.hop_seconds)
+        assert sound.score_arrays(e.embeddings).max() < sound.threshold, other
+
+
+def test_examples_that_are_just_the_room_are_refused(embedder):
+    from edgekit.sounds.train import TrainOptions, learn
+
+    room = background_clips(6)
+    examples = [(f"room{i}", pcm) for i, (_, pcm) in enumerate(room[:2])]
+    with pytest.raises(ExamplesError, match="indistinguishable from the background"):
+        learn("nothing", examples, room, embedder, TrainOptions(augment=0))
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_learn_list_show_test_remove(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEKIT_SOUNDS_DIR", str(tmp_path / "sounds"))
+    monkeypatch.setenv("EDGEKIT_MODEL_DIR", str(need(DATA / "models")))
+    alarms = smoke_alarm_clips()
+    ex_dir = tmp_path / "examples"
+    ex_dir.mkdir()
+    for i, a in enumerate(alarms[:2]):
+        sf.write(ex_dir / f"alarm{i}.wav", a[: 4 * RATE], RATE)
+    bg_dir = tmp_path / "room"
+    bg_dir.mkdir()
+    for name, pcm in background_clips(4):
+        sf.write(bg_dir / f"{name}.wav", pcm, RATE)
+    sf.write(tmp_path / "test_alarm.wav", alarms[2][: 6 * RATE], RATE)
+
+    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir), "--json"]) == 0
+    learned = json.loads(capsys.readouterr().out)
+    assert Path(learned["path"]).is_file() and learned["summary"]["examples"] == 2
+
+    assert cli(["sounds", "list", "--json"]) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)["sounds"]] == ["smoke"]
+    assert cli(["sounds", "show", "smoke"]) == 0
+    assert "yamnet.tflite" in capsys.readouterr().out
+    assert cli(["sounds", "test", "smoke", str(tmp_path / "test_alarm.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detected"] is True
+    assert cli(["sounds", "remove", "smoke"]) == 0
+    capsys.readouterr()
+    assert cli(["sounds", "show", "smoke"]) == 1
+    assert "no custom sound 'smoke'" in capsys.readouterr().err
+
+
+def test_cli_bad_examples_exit_with_a_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEKIT_SOUNDS_DIR", str(tmp_path / "sounds"))
+    monkeypatch.setenv("EDGEKIT_MODEL_DIR", str(need(DATA / "models")))
+    sf.write(tmp_path / "silence.wav", np.zeros(3 * RATE, np.int16), RATE)
+    assert cli(["sounds", "learn", "bell", "--examples", str(tmp_path / "silence.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "silent" in err and "Traceback" not in err
+    assert cli(["sounds", "learn", "bell", "--examples", str(tmp_path / "missing")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
