@@ -1,0 +1,146 @@
+"""int16 frames -> YAMNet's mel spectrum, exactly: the part the float and fixed paths share.
+
+Every value below that decides a result is an integer computed exactly, so the output is the
+same bytes on every machine (x86, ARM) and does not depend on how frames are batched. Two kinds
+of arrays carry the integers:
+
+- float64 holding integers below 2**53. IEEE 754 makes +, -, * of such values exact, so a BLAS
+  matrix product whose every product and partial sum stays below 2**53 (in absolute value,
+  whatever the order) is exact: the same integer however the library blocks, vectorises,
+  fuses (FMA) or threads the sums. That is what lets BLAS do the heavy part.
+- int64 for the rest (squares up to 2**59).
+
+Stages (``F`` frames, window ``N`` = 400 = 2c, FFT length ``L`` = 512, ``B`` = 235 bins some
+mel band weighs, ``K`` = 124 columns; "value" is the real number the stage stands for)::
+
+    samples  int16 x, value x * 2**-15                                          [F, 400]
+    fold     the periodic Hann window is symmetric about n = c and w[0] = 0, so with
+             u_m = x[c+m] + x[c-m] and d_m = x[c+m] - x[c-m] (m = 0..c-1; |u|, |d| <= 2**16)
+             X[k] = e**(-2 pi i k c / L) (sum_m u_m w'_m cos(t k m) - i sum_m d_m w_m sin(t k m)),
+             t = 2 pi / L, w'_0 = w_c / 2 (u_0 counts x[c] twice), w'_m = w_{c+m}.
+             The phase factor drops out of |X|.
+    split    cos(t (L/2 - k) m) = (-1)**m cos(t k m) and sin(t (L/2 - k) m) = -(-1)**m sin(t k m):
+             with E = the sum over even m and O = over odd m, bin k gets E + O and bin L/2 - k
+             gets E - O (up to sign). So only the K columns k' = min(k, L/2 - k) are computed:
+             four float64 products [F, c/2] @ [c/2, K] (E_cos, O_cos, E_sin, O_sin) instead of
+             a [F, 400] @ [400, 2B] one.
+    DFT      Q30 coefficients C = round(w'_m cos(t k m) * 2**30) (|C| <= 2**30). Bound on every
+             partial sum of E +- O, in any order: sum_m |u_m| |C_m| <= 2**16 (sum_{m<c} w'_m 2**30
+             + c/2) = 2**15 (sum_n w_n 2**30 + c) = 2**15 (200 * 2**30 + 200) < 2**52.65 < 2**53
+             (sum_n w_n = N/2 for a periodic Hann window). ``MelSpectrum`` checks this bound on
+             its actual tables with exact integers. value re * 2**-45              [F, B] x 2
+    block    one exponent per frame: e = max(0, msb(peak) - 28) for the frame's largest |re|,
+             |im|; re, im <- floor(re * 2**-e + 1/2) (exact in float64: the scaled value has
+             at most 53 significant bits), now |re|, |im| <= 2**29. value re * 2**(e - 45)
+    magnitude int64 n = re**2 + im**2 <= 2**59; m = round(sqrt(n)), from the correctly rounded
+             float sqrt (off by at most one) and an exact integer correction: m is the r with
+             (2r - 1)**2 <= 4n < (2r + 1)**2. m <= 2**29.5.                   [F, B]
+    mel      Q20 weights (column sums <= 8.95 * 2**20): mel = m @ W < 2**29.5 * 8.95 * 2**20
+             < 2**52.7, exact in float64 again. value mel * 2**(e - 65)          [F, 64]
+
+Accuracy, in units where samples lie in [-1, 1): the coefficient rounding moves re and im by at
+most 200 * 2 * 2**-31 < 2e-7, the block rounding and the square root each by at most
+2**(e - 46) <= 2**-22, so |X| is within 9e-7 and a mel band (weights summing to <= 8.95) within
+8e-6; the Q20 weights are within 2**-21 of the true ones, and the smallest nonzero weight is
+0.0038, so each band is also within a relative 1.3e-4. log(mel + 0.001) is therefore within
+8e-6 / 0.001 + 1.3e-4 < 0.0082 of the exact value for every input: less than a fifth of one
+int8 step of YAMNet's input quantisation (0.0478).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..params import FeatureParams
+from . import tables
+
+COEF_BITS = 30  # DFT coefficients (window * twiddle)
+WEIGHT_BITS = 20  # mel weights
+PEAK_BITS = 29  # |re|, |im| after the per-frame block exponent
+PCM_BITS = 15  # int16 x stands for x * 2**-15
+EXACT = 2.0**53  # float64 holds every integer below this
+
+
+class MelSpectrum:
+    """int16 frames [F, window] -> (mel [F, bands] float64 integers, exponent [F] int64);
+    band j of frame f is ``mel[f, j] * 2**exponent[f]``."""
+
+    def __init__(self, params: FeatureParams = FeatureParams()) -> None:
+        if params.fft_length & (params.fft_length - 1) or params.fft_length < 4:
+            raise ValueError(f"fft_length must be a power of two, not {params.fft_length}")
+        self.params = params
+        t = tables.dft_tables(params, COEF_BITS, WEIGHT_BITS)
+        c = params.window_samples // 2
+        half = (c + 1) // 2  # even m: 0, 2, ..; odd m: 1, 3, .. (padded with a zero row if c is odd)
+        coef = np.zeros((4, half, len(t["columns"])))
+        coef[0, : len(range(0, c, 2))] = t["fold_cos"][0::2]
+        coef[1, : len(range(1, c, 2))] = t["fold_cos"][1::2]
+        coef[2, : len(range(0, c, 2))] = t["fold_sin"][0::2]
+        coef[3, : len(range(1, c, 2))] = t["fold_sin"][1::2]
+        # The exactness bound of the module docstring, on these very tables, in Python integers.
+        for table in (t["fold_cos"], t["fold_sin"]):
+            if 2**16 * int(np.abs(table).max(axis=1).sum()) >= 2**53:
+                raise ValueError("DFT partial sums could exceed 2**53 with these parameters")
+        column_sums = t["mel"].sum(axis=0)
+        if round(2**PEAK_BITS * 2**0.5) * int(column_sums.max()) >= 2**53:
+            raise ValueError("mel partial sums could exceed 2**53 with these parameters")
+        self._c, self._half = c, half
+        self._coef = coef
+        self._plus = _as_slice(t["plus_index"])
+        self._minus = _as_slice(t["minus_index"])
+        self._mel = t["mel"].astype(np.float64)  # [B, bands]
+        self.bins = t["bin_order"]  # the FFT bin behind each magnitude column
+        self.tables = t
+        # mel * 2**(e - _SCALE) is the band's value (samples in [-1, 1)).
+        self.scale_bits = PCM_BITS + COEF_BITS + WEIGHT_BITS
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.stages(frames, keep=False)
+        return out["mel"], out["exponent"]
+
+    def stages(self, frames: np.ndarray, keep: bool = True) -> dict[str, np.ndarray]:
+        """The computation with its intermediates (``keep``) for tests: ``dft`` [2, F, B]
+        (re, im; float64 integers), ``exponent`` [F], ``block`` [2, F, B] and ``magnitude``
+        [F, B] (int64), ``mel`` [F, bands] (float64 integers). Columns are in ``self.bins`` order."""
+        x = np.asarray(frames)
+        c, h, count = self._c, self._half, len(x)
+        xf = x.astype(np.float64)  # int16 -> float64 is exact
+        right, left = xf[:, c:], xf[:, c:0:-1]  # x[c + m], x[c - m] for m = 0..c-1
+        folded = np.zeros((4, count, h))
+        ne, no = len(range(0, c, 2)), len(range(1, c, 2))
+        np.add(right[:, 0::2], left[:, 0::2], out=folded[0, :, :ne])  # u, even m
+        np.add(right[:, 1::2], left[:, 1::2], out=folded[1, :, :no])  # u, odd m
+        np.subtract(right[:, 0::2], left[:, 0::2], out=folded[2, :, :ne])  # d, even m
+        np.subtract(right[:, 1::2], left[:, 1::2], out=folded[3, :, :no])  # d, odd m
+        parts = np.matmul(folded, self._coef)  # [4, F, K]: E_cos, O_cos, E_sin, O_sin, exact
+        dft = np.concatenate([parts[0::2, :, self._plus] + parts[1::2, :, self._plus],
+                              parts[0::2, :, self._minus] - parts[1::2, :, self._minus]], axis=2)  # [2, F, B]
+
+        peak = np.abs(dft).max(axis=(0, 2), initial=0.0)  # [F]
+        exponent = np.maximum(np.frexp(peak)[1] - 1 - (PEAK_BITS - 1), 0).astype(np.int64)  # msb - 28
+        scaled = np.floor(dft * np.ldexp(1.0, -exponent)[:, None] + 0.5)  # exact, |.| <= 2**29
+        block = scaled.astype(np.int64)
+        magnitude = _round_sqrt(block[0] * block[0] + block[1] * block[1])  # [F, B]
+        mel = magnitude.astype(np.float64) @ self._mel  # [F, bands], exact
+        out = {"mel": mel, "exponent": exponent}
+        if keep:
+            out.update(dft=dft, block=block, magnitude=magnitude)
+        return out
+
+
+def _round_sqrt(n: np.ndarray) -> np.ndarray:
+    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly."""
+    # float64(n) and sqrt are correctly rounded (IEEE 754), so r is off by at most one; the
+    # integer test picks the r with (2r - 1)**2 <= 4n < (2r + 1)**2 (no ties: 4n is even).
+    r = np.rint(np.sqrt(n.astype(np.float64))).astype(np.int64)
+    four_n = n << 2
+    r -= (r > 0) & ((2 * r - 1) ** 2 > four_n)
+    r += (2 * r + 1) ** 2 <= four_n
+    return r
+
+
+def _as_slice(index: np.ndarray):
+    """A contiguous ascending index array as a slice (a view instead of a gather)."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index

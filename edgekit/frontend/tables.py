@@ -1,0 +1,177 @@
+"""The front end's constant tables as integers, computed without the platform's libm.
+
+A table rounded from ``np.cos`` or ``np.log`` can differ by one unit between machines: x86
+numpy uses its own SIMD cos, ARM uses glibc's, and either may land on the other side of a
+rounding boundary. With ~50,000 entries that is a real risk, and one differing entry would make
+the "same bytes on every machine" claim false. So every table here is computed with Python's
+:mod:`decimal` (libmpdec: correctly rounded, identical everywhere) at 60 significant digits and
+rounded once, half up, to its integer format. Built once per :class:`FeatureParams` (cached).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from ..params import FeatureParams
+
+_DIGITS = 60
+_PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494459230781640628620899863")
+
+
+def _to_int(x: Decimal, bits: int) -> int:
+    """round(x * 2**bits), half up."""
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS + 40
+        return int((x * (Decimal(2) ** bits) + Decimal("0.5")).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _cos_turns(num: int, den: int) -> Decimal:
+    """cos(2 pi num / den) by its Taylor series on an angle reduced to [-pi, pi]."""
+    num %= den
+    if 2 * num > den:
+        num -= den
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS + 10
+        x = 2 * _PI * num / den
+        x2, term, total, n = x * x, Decimal(1), Decimal(1), 0
+        tiny = Decimal(10) ** -(_DIGITS + 5)
+        while abs(term) > tiny:
+            n += 2
+            term = -term * x2 / (n * (n - 1))
+            total += term
+        return +total
+
+
+def _sin_turns(num: int, den: int) -> Decimal:
+    return _cos_turns(4 * num - den, 4 * den)  # sin(a) = cos(a - pi/2)
+
+
+def hann(length: int) -> list[Decimal]:
+    """Periodic Hann window (tf.signal.hann_window(periodic=True)), exactly."""
+    return [(1 - _cos_turns(n, length)) / 2 for n in range(length)]
+
+
+def mel_weights(params: FeatureParams) -> list[list[Decimal]]:
+    """[spectrum_bins][mel_bands] weights, as tf.signal.linear_to_mel_weight_matrix (HTK mel,
+    DC bin dropped), in Decimal."""
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS
+
+        def mel(hz) -> Decimal:
+            return 1127 * (1 + Decimal(hz) / 700).ln()
+
+        bins = params.spectrum_bins
+        nyquist = Decimal(params.sample_rate_hz) / 2
+        lo, hi = mel(params.mel_min_hz), mel(params.mel_max_hz)
+        step = (hi - lo) / (params.mel_bands + 1)
+        edges = [lo + i * step for i in range(params.mel_bands + 2)]
+        rows = [[Decimal(0)] * params.mel_bands]  # DC
+        for k in range(1, bins):
+            m = mel(nyquist * k / (bins - 1))
+            row = []
+            for j in range(params.mel_bands):
+                lower, center, upper = edges[j], edges[j + 1], edges[j + 2]
+                row.append(max(Decimal(0), min((m - lower) / (center - lower), (upper - m) / (upper - center))))
+            rows.append(row)
+        return rows
+
+
+def _build_dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
+    """Integer tables of the folded DFT and the mel sums (see :mod:`.spectrum` for their use).
+
+    ``fold_cos[m, j]`` = round(w'[m] cos(2 pi k_j m / L) * 2**coef_bits), ``fold_sin`` likewise
+    with sin, for m = 0..c-1 (c = window / 2) and the columns k_j = ``columns``; w'[m] is the Hann
+    window at c + m, halved at m = 0 (whose folded sample counts the centre twice).
+    ``mel`` is round(W[k, band] * 2**weight_bits) for the used bins in ``bin_order``.
+    """
+    n, length = params.window_samples, params.fft_length
+    c = n // 2
+    window = hann(n)
+    if n % 2 or window[0] != 0:
+        raise ValueError(f"the folded DFT needs an even window length, not {n}")
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS
+        weights = mel_weights(params)
+        mel_q = [[_to_int(v, weight_bits) for v in row] for row in weights]
+        used = [k for k, row in enumerate(mel_q) if any(row)]
+        # k and L/2 - k share their products (see spectrum.py): compute columns k' <= L/4 only.
+        half = length // 2
+        columns = sorted({min(k, half - k) for k in used})
+        plus = [k for k in used if k <= half - k]  # bins read from E + O
+        minus = [k for k in reversed(used) if k > half - k]  # bins read from E - O, k' ascending
+        # cos/sin of 2 pi j / L for every j once, as integers carrying 40 more bits than the
+        # table; each product is then rounded once (integer arithmetic, the same everywhere).
+        extra = coef_bits + 40
+        cos_j = [_to_int(_cos_turns(j, length), extra) for j in range(length)]
+        sin_j = [_to_int(_sin_turns(j, length), extra) for j in range(length)]
+        w_fold = [_to_int(window[c] / 2, extra)] + [_to_int(window[c + m], extra) for m in range(1, c)]
+    shift = 2 * extra - coef_bits
+    half_unit = 1 << (shift - 1)
+    fold_cos = [[(w_fold[m] * cos_j[(k * m) % length] + half_unit) >> shift for k in columns] for m in range(c)]
+    fold_sin = [[(w_fold[m] * sin_j[(k * m) % length] + half_unit) >> shift for k in columns] for m in range(c)]
+    col = {k: i for i, k in enumerate(columns)}
+    order = plus + minus
+    tables = {
+        "fold_cos": np.array(fold_cos, dtype=np.int64),  # [c, K]
+        "fold_sin": np.array(fold_sin, dtype=np.int64),  # [c, K]
+        "columns": np.array(columns, dtype=np.int64),  # [K] the k' computed
+        "plus_index": np.array([col[k] for k in plus], dtype=np.int64),  # bins k = k'
+        "minus_index": np.array([col[half - k] for k in minus], dtype=np.int64),  # bins k = L/2 - k'
+        "bin_order": np.array(order, dtype=np.int64),  # [B] the bin of each output column
+        "mel": np.array([mel_q[k] for k in order], dtype=np.int64),  # [B, bands]
+    }
+    for value in tables.values():
+        value.setflags(write=False)
+    return tables
+
+
+def dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
+    """:func:`_build_dft_tables`, cached on the fields that enter it (not the patch sizes or hop)."""
+    key = tuple((f, getattr(params, f)) for f in _SPECTRAL_FIELDS)
+    return _dft_tables(key, coef_bits, weight_bits)
+
+
+_SPECTRAL_FIELDS = ("sample_rate_hz", "stft_window_seconds", "fft_length", "mel_bands", "mel_min_hz", "mel_max_hz")
+
+
+@lru_cache(maxsize=8)
+def _dft_tables(key: tuple, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
+    return _build_dft_tables(FeatureParams(**dict(key)), coef_bits, weight_bits)
+
+
+@lru_cache(maxsize=8)
+def log2_table(table_bits: int, out_bits: int) -> np.ndarray:
+    """round(log2(1 + i / 2**table_bits) * 2**out_bits) for i = 0..2**table_bits."""
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS
+        ln2 = Decimal(2).ln()
+        size = 2**table_bits
+        table = np.array([_to_int((1 + Decimal(i) / size).ln() / ln2, out_bits) for i in range(size + 1)],
+                         dtype=np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def fixed_from_float(value: float, bits: int) -> int:
+    """round(value * 2**bits), half up, from the float's exact binary value."""
+    return int((Fraction(value) * 2**bits + Fraction(1, 2)).__floor__())
+
+
+def multiplier(ratio_num: Decimal, bits: int) -> tuple[int, int]:
+    """(mult, shift) with mult in [2**(bits-1), 2**bits) and mult * 2**-shift ~= ratio_num."""
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS
+        shift = 0
+        while ratio_num * (Decimal(2) ** shift) < Decimal(2) ** (bits - 1):
+            shift += 1
+        while ratio_num * (Decimal(2) ** shift) >= Decimal(2) ** bits:
+            shift -= 1
+        mult = _to_int(ratio_num, shift)
+        if mult == 2**bits:  # rounded up out of range
+            shift -= 1
+            mult = _to_int(ratio_num, shift)
+        return mult, shift
