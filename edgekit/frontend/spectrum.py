@@ -49,6 +49,8 @@ int8 step of YAMNet's input quantisation (0.0478).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..params import FeatureParams
@@ -58,7 +60,7 @@ COEF_BITS = 30  # DFT coefficients (window * twiddle)
 WEIGHT_BITS = 20  # mel weights
 PEAK_BITS = 29  # |re|, |im| after the per-frame block exponent
 PCM_BITS = 15  # int16 x stands for x * 2**-15
-EXACT = 2.0**53  # float64 holds every integer below this
+_BLOCK = 128  # frames per block: bounds the scratch memory
 
 
 class MelSpectrum:
@@ -85,6 +87,8 @@ class MelSpectrum:
         if round(2**PEAK_BITS * 2**0.5) * int(column_sums.max()) >= 2**53:
             raise ValueError("mel partial sums could exceed 2**53 with these parameters")
         self._c, self._half = c, half
+        self._split = len(t["plus_index"])
+        self._local = threading.local()
         self._coef = coef
         self._plus = _as_slice(t["plus_index"])
         self._minus = _as_slice(t["minus_index"])
@@ -103,39 +107,95 @@ class MelSpectrum:
         (re, im; float64 integers), ``exponent`` [F], ``block`` [2, F, B] and ``magnitude``
         [F, B] (int64), ``mel`` [F, bands] (float64 integers). Columns are in ``self.bins`` order."""
         x = np.asarray(frames)
-        c, h, count = self._c, self._half, len(x)
-        xf = x.astype(np.float64)  # int16 -> float64 is exact
-        right, left = xf[:, c:], xf[:, c:0:-1]  # x[c + m], x[c - m] for m = 0..c-1
-        folded = np.zeros((4, count, h))
-        ne, no = len(range(0, c, 2)), len(range(1, c, 2))
-        np.add(right[:, 0::2], left[:, 0::2], out=folded[0, :, :ne])  # u, even m
-        np.add(right[:, 1::2], left[:, 1::2], out=folded[1, :, :no])  # u, odd m
-        np.subtract(right[:, 0::2], left[:, 0::2], out=folded[2, :, :ne])  # d, even m
-        np.subtract(right[:, 1::2], left[:, 1::2], out=folded[3, :, :no])  # d, odd m
-        parts = np.matmul(folded, self._coef)  # [4, F, K]: E_cos, O_cos, E_sin, O_sin, exact
-        dft = np.concatenate([parts[0::2, :, self._plus] + parts[1::2, :, self._plus],
-                              parts[0::2, :, self._minus] - parts[1::2, :, self._minus]], axis=2)  # [2, F, B]
+        # Every frame is computed exactly and on its own, so blocks of any size give the same
+        # bytes; blocks bound the reused scratch memory for long clips.
+        pieces = [self._block(x[i : i + _BLOCK], keep) for i in range(0, len(x), _BLOCK)] or [self._block(x, keep)]
+        if len(pieces) == 1:
+            return pieces[0]
+        axis = {"dft": 1, "block": 1}
+        return {k: np.concatenate([p[k] for p in pieces], axis=axis.get(k, 0)) for k in pieces[0]}
 
-        peak = np.abs(dft).max(axis=(0, 2), initial=0.0)  # [F]
+    def _block(self, x: np.ndarray, keep: bool) -> dict[str, np.ndarray]:
+        c, ws = self._c, self._workspace(len(x))
+        np.copyto(ws.samples, x)  # int16 -> float64 is exact
+        right, left = ws.samples[:, c:], ws.samples[:, c:0:-1]  # x[c + m], x[c - m] for m = 0..c-1
+        f = ws.folded
+        ne, no = len(range(0, c, 2)), len(range(1, c, 2))
+        np.add(right[:, 0::2], left[:, 0::2], out=f[0, :, :ne])  # u, even m
+        np.add(right[:, 1::2], left[:, 1::2], out=f[1, :, :no])  # u, odd m
+        np.subtract(right[:, 0::2], left[:, 0::2], out=f[2, :, :ne])  # d, even m
+        np.subtract(right[:, 1::2], left[:, 1::2], out=f[3, :, :no])  # d, odd m
+        parts = np.matmul(f, self._coef, out=ws.parts)  # [4, F, K]: E_cos, O_cos, E_sin, O_sin; exact
+        dft, split = ws.dft, self._split
+        np.add(parts[0::2, :, self._plus], parts[1::2, :, self._plus], out=dft[:, :, :split])  # bins k'
+        np.subtract(parts[0::2, :, self._minus], parts[1::2, :, self._minus], out=dft[:, :, split:])  # L/2 - k'
+
+        tmp = np.abs(dft, out=ws.scratch)
+        peak = tmp.max(axis=(0, 2), initial=0.0)  # [F]
         exponent = np.maximum(np.frexp(peak)[1] - 1 - (PEAK_BITS - 1), 0).astype(np.int64)  # msb - 28
-        scaled = np.floor(dft * np.ldexp(1.0, -exponent)[:, None] + 0.5)  # exact, |.| <= 2**29
-        block = scaled.astype(np.int64)
-        magnitude = _round_sqrt(block[0] * block[0] + block[1] * block[1])  # [F, B]
-        mel = magnitude.astype(np.float64) @ self._mel  # [F, bands], exact
+        np.multiply(dft, np.ldexp(1.0, -exponent)[:, None], out=tmp)  # exact: a power of two
+        np.add(tmp, 0.5, out=tmp)  # exact: at most 53 significant bits
+        np.floor(tmp, out=tmp)
+        block = ws.block
+        np.copyto(block, tmp, casting="unsafe")  # |.| <= 2**29, integers: exact
+        n = np.multiply(block[0], block[0], out=ws.n)
+        n += np.multiply(block[1], block[1], out=ws.spare)  # <= 2**59
+        magnitude = _round_sqrt(n, ws)
+        np.copyto(ws.magnitude, magnitude)
+        mel = ws.magnitude @ self._mel  # [F, bands], exact; a fresh array (it is returned)
         out = {"mel": mel, "exponent": exponent}
         if keep:
-            out.update(dft=dft, block=block, magnitude=magnitude)
+            out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.copy())
         return out
 
+    def _workspace(self, frames: int) -> "_Workspace":
+        """Scratch arrays for ``frames`` frames, reused across calls (per thread): fresh large
+        arrays cost a page fault per 4 KiB on every call, more than the arithmetic itself."""
+        cache = self._local.__dict__.setdefault("workspaces", {})
+        ws = cache.get(frames)
+        if ws is None:
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+            ws = cache[frames] = _Workspace(frames, self._c, self._half, self._coef.shape[2], len(self.bins))
+        return ws
 
-def _round_sqrt(n: np.ndarray) -> np.ndarray:
-    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly."""
+
+class _Workspace:
+    def __init__(self, frames: int, c: int, half: int, columns: int, bins: int) -> None:
+        self.samples = np.empty((frames, 2 * c))
+        self.folded = np.zeros((4, frames, half))  # a padding row (odd c) stays zero
+        self.parts = np.empty((4, frames, columns))
+        self.dft = np.empty((2, frames, bins))
+        self.scratch = np.empty((2, frames, bins))
+        self.block = np.empty((2, frames, bins), np.int64)
+        self.n, self.spare, self.root = (np.empty((frames, bins), np.int64) for _ in range(3))
+        self.magnitude = np.empty((frames, bins))
+        self.mask = np.empty((frames, bins), bool)
+
+
+def _round_sqrt(n: np.ndarray, ws: _Workspace | None = None) -> np.ndarray:
+    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly (in ``ws.root`` when given)."""
     # float64(n) and sqrt are correctly rounded (IEEE 754), so r is off by at most one; the
-    # integer test picks the r with (2r - 1)**2 <= 4n < (2r + 1)**2 (no ties: 4n is even).
-    r = np.rint(np.sqrt(n.astype(np.float64))).astype(np.int64)
-    four_n = n << 2
-    r -= (r > 0) & ((2 * r - 1) ** 2 > four_n)
-    r += (2 * r + 1) ** 2 <= four_n
+    # integer tests pick the r with (2r - 1)**2 <= 4n < (2r + 1)**2 (no ties: 4n is even).
+    if ws is None:
+        ws = _Workspace.__new__(_Workspace)
+        ws.root, ws.spare, ws.mask = np.empty(n.shape, np.int64), np.empty(n.shape, np.int64), np.empty(n.shape, bool)
+    r, s, mask = ws.root, ws.spare, ws.mask
+    root = np.sqrt(n.astype(np.float64))
+    np.rint(root, out=root)
+    np.copyto(r, root, casting="unsafe")
+    np.left_shift(n, 2, out=n)  # 4n; n is not needed any more
+    np.multiply(r, 2, out=s)
+    s -= 1  # 2r - 1
+    np.greater(s, 0, out=mask)
+    np.multiply(s, s, out=s)
+    mask &= s > n
+    r -= mask
+    np.multiply(r, 2, out=s)
+    s += 1  # 2r + 1
+    np.multiply(s, s, out=s)
+    np.less_equal(s, n, out=mask)
+    r += mask
     return r
 
 
