@@ -5,26 +5,27 @@ path; its docstring proves the bounds); this module adds the log and the quantis
 integers. Nothing that decides a code depends on platform float rounding: the same bytes on
 every machine (x86, ARM) and for any batching of the frames.
 
-Number formats after the mel sums (``F`` frames; ``mel * 2**(e - 65)`` is the band's value)::
+After the mel sums (``F`` frames; ``mel * 2**(e - 65)`` is the band's value)::
 
     mel_q32   y = round(mel * 2**(e - 33)) + round(0.001 * 2**32): mel + 0.001 in Q32, the
-              per-frame exponent resolved (e <= 24, so a right shift of 9..33 bits); 2**22 <=
-              y < 2**45 (a band is at most 8.95 * 201 < 2**11)                   [F, 64]
-    log       log2(y) = msb + table(next 7 bits), linearly interpolated on the remaining 23,
-              in Q24 (table error < 2e-5)                                        [F, 64]
-    codes     log2 * (ln 2 / scale) with a 31-bit multiplier (product < 2**59), shifted with
-              round half away from zero (as TFLite's QUANTIZE), + zero_point, clamped to int8
+              per-frame exponent resolved (e <= 24: a right shift of 9..33 bits);
+              2**22 <= y < 2**45 (a band is at most 8.95 * 201 < 2**11)          [F, 64]
+    codes     the exact quantisation of ln(y * 2**-32): code >= c exactly when y >= T[c], with
+              255 integer thresholds T[c] = ceil(2**32 exp((c - zero_point - 1/2) scale))
+              computed once in decimal (round half away from zero, as TFLite's QUANTIZE; no
+              y sits on a threshold, as exp of a nonzero rational is irrational). A float64 log
+              finds the code to within one step and two integer comparisons settle it, so the
+              float log never decides a code                                     [F, 64]
 
-The spectrum is within 0.0082 of the exact log(mel + 0.001) and the log within 2e-5, so every
-code is within one step of the exact log-mel quantised, for every input (the tests check it
-against an independent float64 FFT on every shared recording).
+The spectrum is within 0.0082 of the exact log(mel + 0.001), less than a fifth of a step,
+so every code is within one step of the exact log-mel quantised, for every input (the tests
+also check it against an independent float64 FFT on every shared recording).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 
@@ -35,9 +36,6 @@ from .spectrum import MelSpectrum
 _INT = np.int64
 
 _MEL_Q = 32  # common fixed format the per-frame exponents are resolved into before the log
-_LOG_TABLE_BITS = 7
-_LOG_Q = 24
-_MULT_BITS = 31
 
 
 @dataclass(frozen=True)
@@ -69,14 +67,6 @@ def dequantise(codes: np.ndarray, quant: InputQuant) -> np.ndarray:
     return (np.asarray(codes, dtype=np.float32) - quant.zero_point) * np.float32(quant.scale)
 
 
-def _msb(x: np.ndarray) -> np.ndarray:
-    """Index of the highest set bit of each int64 0 < x < 2**62."""
-    # float64(x) is correctly rounded, so its exponent is msb or msb + 1 (rounded up to the
-    # next power of two); the integer test takes the + 1 back.
-    guess = np.frexp(x.astype(np.float64))[1].astype(_INT) - 1
-    return guess - ((x >> guess) == 0)
-
-
 def _round_right(x: np.ndarray, right: np.ndarray) -> np.ndarray:
     """x * 2**-right rounded half up, for right >= 1 (broadcasts)."""
     return (x + (_INT(1) << (right - 1))) >> right
@@ -90,12 +80,10 @@ class FixedFrontend:
         self.params = params
         self._spectrum = MelSpectrum(params)
         self._offset = _INT(tables.fixed_from_float(params.log_offset, _MEL_Q))
-        self._log2_table = tables.log2_table(_LOG_TABLE_BITS, _LOG_Q)  # [129]
-        # ln(y) / scale = log2(y) * (ln 2 / scale): a 31-bit multiplier and a right shift.
-        mult, shift = tables.multiplier(Decimal(2).ln() / Decimal(quant.scale), _MULT_BITS)
-        self._out_mult, self._out_shift = _INT(mult), shift + _LOG_Q
-        if not 1 <= self._out_shift <= 62:
-            raise ValueError(f"input scale {quant.scale} is outside what the fixed path supports")
+        # _thresholds[c + 128] for code c: 0 below (-128 always holds), a sentinel above 127.
+        self._thresholds = np.array([0, *tables.code_thresholds(quant.scale, quant.zero_point, _MEL_Q), 2**62],
+                                    dtype=_INT)
+        self._log_base = _MEL_Q * math.log(2.0)
 
     def constants(self) -> dict[str, np.ndarray]:
         """The integer tables the per-frame path uses (compared across machines by
@@ -107,9 +95,8 @@ class FixedFrontend:
             "dft_columns": t["columns"],
             "bin_order": t["bin_order"],
             "mel_q20": t["mel"],
-            "log2_table_q24": self._log2_table,
             "offset_q32": np.array([self._offset]),
-            "out_mult_shift": np.array([self._out_mult, self._out_shift], dtype=_INT),
+            "code_thresholds_q32": self._thresholds,
         }
 
     def frames_to_codes(self, frames: np.ndarray) -> np.ndarray:
@@ -132,27 +119,25 @@ class FixedFrontend:
         mel, exponent = out["mel"].astype(_INT), out["exponent"]  # exact integers < 2**53
         right = (self._spectrum.scale_bits - _MEL_Q - exponent)[:, None]  # [F, 1], 9..33
         y = _round_right(mel, right) + self._offset  # [F, 64], mel + 0.001 in Q32
-        log2 = self._log2(y) - (_MEL_Q << _LOG_Q)  # [F, 64], log2(mel + 0.001) in Q24
-        prod = log2 * self._out_mult  # |log2| < 2**28, mult < 2**31: |prod| < 2**59
-        half = _INT(1) << (self._out_shift - 1)
-        rounded = np.sign(prod) * ((np.abs(prod) + half) >> self._out_shift)  # half away from 0
-        out["codes"] = np.clip(rounded + self.quant.zero_point, -128, 127).astype(np.int8)
+        out["codes"] = self._codes(y)
         if keep:
-            out.update(mel_q32=y, log2_q24=log2)
+            out["mel_q32"] = y
         return out
 
-    def _log2(self, y: np.ndarray) -> np.ndarray:
-        """log2(y) in Q24 for 2**22 <= y < 2**62: msb, a 128-entry table on the next bits, interpolated."""
-        msb = _msb(y)
-        z = _round_right(y << 9, msb - 21)  # y * 2**(30 - msb), the mantissa in [2**30, 2**31]; rounding may carry to 2**31
-        carry = z >> 31
-        msb, z = msb + carry, z >> carry
-        frac = z - (_INT(1) << 30)  # Q30 in [0, 1)
-        low_bits = 30 - _LOG_TABLE_BITS
-        idx, rest = frac >> low_bits, frac & ((_INT(1) << low_bits) - 1)
-        lo, hi = self._log2_table[idx], self._log2_table[idx + 1]
-        interp = ((hi - lo) * rest + (_INT(1) << (low_bits - 1))) >> low_bits
-        return (msb << _LOG_Q) + lo + interp
+    def _codes(self, y: np.ndarray) -> np.ndarray:
+        """int8 codes of ln(y * 2**-32): a float estimate, then the exact integer thresholds."""
+        q = self.quant
+        est = np.log(y.astype(np.float64))  # y < 2**45: exact as a float64
+        est -= self._log_base
+        est *= 1.0 / q.scale
+        est += q.zero_point + 128
+        np.rint(est, out=est)
+        np.clip(est, 0, 255, out=est)  # within one step of the exact code (float error ~1e-13)
+        code = est.astype(_INT)  # code + 128
+        t = self._thresholds
+        code += y >= t[code + 1]
+        code -= y < t[code]
+        return (code - 128).astype(np.int8)
 
 
 def _check_int16(a, ndim: int) -> np.ndarray:

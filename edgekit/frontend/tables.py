@@ -10,7 +10,7 @@ rounded once, half up, to its integer format. Built once per :class:`FeaturePara
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 
@@ -102,7 +102,7 @@ def _build_dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -
         half = length // 2
         columns = sorted({min(k, half - k) for k in used})
         plus = [k for k in used if k <= half - k]  # bins read from E + O
-        minus = [k for k in reversed(used) if k > half - k]  # bins read from E - O, k' ascending
+        minus = [k for k in used if k > half - k]  # bins read from E - O
         # cos/sin of 2 pi j / L for every j once, as integers carrying 40 more bits than the
         # table; each product is then rounded once (integer arithmetic, the same everywhere).
         extra = coef_bits + 40
@@ -143,35 +143,21 @@ def _dft_tables(key: tuple, coef_bits: int, weight_bits: int) -> dict[str, np.nd
     return _build_dft_tables(FeatureParams(**dict(key)), coef_bits, weight_bits)
 
 
-@lru_cache(maxsize=8)
-def log2_table(table_bits: int, out_bits: int) -> np.ndarray:
-    """round(log2(1 + i / 2**table_bits) * 2**out_bits) for i = 0..2**table_bits."""
+@lru_cache(maxsize=16)
+def code_thresholds(scale: float, zero_point: int, q_bits: int) -> tuple[int, ...]:
+    """T[c] for c = -127..127: an integer y (a value y * 2**-q_bits) quantises to a code >= c
+    exactly when y >= T[c], i.e. T[c] = ceil(2**q_bits exp((c - zero_point - 1/2) scale)),
+    capped at 2**62."""
     with localcontext() as ctx:
         ctx.prec = _DIGITS
-        ln2 = Decimal(2).ln()
-        size = 2**table_bits
-        table = np.array([_to_int((1 + Decimal(i) / size).ln() / ln2, out_bits) for i in range(size + 1)],
-                         dtype=np.int64)
-    table.setflags(write=False)
-    return table
+        step, unit = Decimal(scale), Decimal(2) ** q_bits
+        out = []
+        for c in range(-127, 128):
+            bound = ((c - zero_point - Decimal("0.5")) * step).exp() * unit
+            out.append(min(int(bound.to_integral_value(rounding=ROUND_CEILING)), 2**62))
+    return tuple(out)
 
 
 def fixed_from_float(value: float, bits: int) -> int:
     """round(value * 2**bits), half up, from the float's exact binary value."""
     return int((Fraction(value) * 2**bits + Fraction(1, 2)).__floor__())
-
-
-def multiplier(ratio_num: Decimal, bits: int) -> tuple[int, int]:
-    """(mult, shift) with mult in [2**(bits-1), 2**bits) and mult * 2**-shift ~= ratio_num."""
-    with localcontext() as ctx:
-        ctx.prec = _DIGITS
-        shift = 0
-        while ratio_num * (Decimal(2) ** shift) < Decimal(2) ** (bits - 1):
-            shift += 1
-        while ratio_num * (Decimal(2) ** shift) >= Decimal(2) ** bits:
-            shift -= 1
-        mult = _to_int(ratio_num, shift)
-        if mult == 2**bits:  # rounded up out of range
-            shift -= 1
-            mult = _to_int(ratio_num, shift)
-        return mult, shift
