@@ -103,8 +103,9 @@ def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarra
         x = to_float(x) * 32768.0
     spectrum = _spectrum(params)
     mel, exponent = spectrum(x)  # exact integers: the same for any batching, on any machine
-    mel = np.ldexp(mel, (exponent - spectrum.scale_bits)[:, None])
-    return np.log(mel + params.log_offset).astype(np.float32)
+    np.ldexp(mel, (exponent - spectrum.scale_bits)[:, None], out=mel)
+    mel += params.log_offset
+    return np.log(mel, out=mel).astype(np.float32)
 
 
 def log_mel(waveform, params: FeatureParams = FeatureParams()) -> np.ndarray:

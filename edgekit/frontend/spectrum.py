@@ -30,8 +30,8 @@ mel band weighs, ``K`` = 124 columns; "value" is the real number the stage stand
              (sum_n w_n = N/2 for a periodic Hann window). ``MelSpectrum`` checks this bound on
              its actual tables with exact integers. value re * 2**-45              [F, B] x 2
     block    one exponent per frame: e = max(0, msb(peak) - 28) for the frame's largest |re|,
-             |im|; re, im <- floor(re * 2**-e + 1/2) (exact in float64: the scaled value has
-             at most 53 significant bits), now |re|, |im| <= 2**29. value re * 2**(e - 45)
+             |im|; re, im <- rint(re * 2**-e) (nearest, ties to even; exact in float64: a
+             power-of-two scaling of an integer), now |re|, |im| <= 2**29. value re * 2**(e - 45)
     magnitude int64 n = re**2 + im**2 <= 2**59; m = round(sqrt(n)), from the correctly rounded
              float sqrt (off by at most one) and an exact integer correction: m is the r with
              (2r - 1)**2 <= 4n < (2r + 1)**2. m <= 2**29.5.                   [F, B]
@@ -61,6 +61,11 @@ WEIGHT_BITS = 20  # mel weights
 PEAK_BITS = 29  # |re|, |im| after the per-frame block exponent
 PCM_BITS = 15  # int16 x stands for x * 2**-15
 _BLOCK = 128  # frames per block: bounds the scratch memory
+# Frames per DFT product. OpenBLAS hands a GEMM to its thread pool above m * n * k = 4 * 65536
+# (GEMM_MULTITHREAD_THRESHOLD); 20 * 100 * 124 stays below, so the products never wake (and
+# spin) BLAS threads next to the model's own, and the blocks fit the caches better anyway.
+_GEMM_FRAMES = 20
+_GROUPED_FROM = 40  # frames from which the mel product is split by band groups
 
 
 class MelSpectrum:
@@ -92,6 +97,7 @@ class MelSpectrum:
         self._coef = coef
         self._plus = _as_slice(t["plus_index"])
         self._minus = _as_slice(t["minus_index"])
+        self._mel = t["mel"].astype(np.float64)  # [B, bands]
         self._mel_groups = _band_groups(t["mel"], 8)
         self.bins = t["bin_order"]  # the FFT bin behind each magnitude column
         self.tables = t
@@ -125,7 +131,9 @@ class MelSpectrum:
         np.add(right[:, 1::2], left[:, 1::2], out=f[1, :, :no])  # u, odd m
         np.subtract(right[:, 0::2], left[:, 0::2], out=f[2, :, :ne])  # d, even m
         np.subtract(right[:, 1::2], left[:, 1::2], out=f[3, :, :no])  # d, odd m
-        parts = np.matmul(f, self._coef, out=ws.parts)  # [4, F, K]: E_cos, O_cos, E_sin, O_sin; exact
+        parts = ws.parts  # [4, F, K]: E_cos, O_cos, E_sin, O_sin; exact
+        for i in range(0, len(x), _GEMM_FRAMES):
+            np.matmul(f[:, i : i + _GEMM_FRAMES], self._coef, out=parts[:, i : i + _GEMM_FRAMES])
         dft, split = ws.dft, self._split
         np.add(parts[0::2, :, self._plus], parts[1::2, :, self._plus], out=dft[:, :, :split])  # bins k'
         np.subtract(parts[0::2, :, self._minus], parts[1::2, :, self._minus], out=dft[:, :, split:])  # L/2 - k'
@@ -134,17 +142,19 @@ class MelSpectrum:
         tmp = ws.scratch
         exponent = np.maximum(np.frexp(peak)[1] - 1 - (PEAK_BITS - 1), 0).astype(np.int64)  # msb - 28
         np.multiply(dft, np.ldexp(1.0, -exponent)[:, None], out=tmp)  # exact: a power of two
-        np.add(tmp, 0.5, out=tmp)  # exact: at most 53 significant bits
-        np.floor(tmp, out=tmp)
+        np.rint(tmp, out=tmp)  # to the nearest integer, ties to even: exact
         block = ws.block
         np.copyto(block, tmp, casting="unsafe")  # |.| <= 2**29, integers: exact
         n = np.multiply(block[0], block[0], out=ws.n)
         n += np.multiply(block[1], block[1], out=ws.spare)  # <= 2**59
         magnitude = _round_sqrt(n, ws)
         np.copyto(ws.magnitude, magnitude)
-        mel = np.empty((len(x), self.params.mel_bands))  # a fresh array: it is returned
-        for bands, bins, weights in self._mel_groups:
-            mel[:, bands] = ws.magnitude[:, bins] @ weights  # exact
+        if len(x) < _GROUPED_FROM:  # few frames: one call costs less than eight
+            mel = ws.magnitude @ self._mel  # exact; a fresh array (it is returned)
+        else:
+            mel = np.empty((len(x), self.params.mel_bands))
+            for bands, bins, weights in self._mel_groups:
+                mel[:, bands] = ws.magnitude[:, bins] @ weights  # exact
         out = {"mel": mel, "exponent": exponent}
         if keep:
             out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.copy())
@@ -175,29 +185,25 @@ class _Workspace:
         self.mask = np.empty((frames, bins), bool)
 
 
-def _round_sqrt(n: np.ndarray, ws: _Workspace | None = None) -> np.ndarray:
-    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly (in ``ws.root`` when given)."""
-    # float64(n) and sqrt are correctly rounded (IEEE 754), so r is off by at most one; the
-    # integer tests pick the r with (2r - 1)**2 <= 4n < (2r + 1)**2 (no ties: 4n is even).
-    if ws is None:
-        ws = _Workspace.__new__(_Workspace)
-        ws.root, ws.spare, ws.mask = np.empty(n.shape, np.int64), np.empty(n.shape, np.int64), np.empty(n.shape, bool)
-    r, s, mask = ws.root, ws.spare, ws.mask
-    root = np.sqrt(n.astype(np.float64))
+def _round_sqrt(n: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly, in ``ws.root`` (``n`` is kept)."""
+    # float64(n) and sqrt are correctly rounded (IEEE 754), so r is off by at most one. With
+    # integers, round(sqrt(n)) = r exactly when r*r - r < n <= r*r + r (or r = 0 <= n <= 0);
+    # no ties, as n is whole.
+    r, diff, mask = ws.root, ws.spare, ws.mask
+    root = ws.scratch[0]  # float scratch, free by now
+    np.copyto(root, n)
+    np.sqrt(root, out=root)
     np.rint(root, out=root)
     np.copyto(r, root, casting="unsafe")
-    np.left_shift(n, 2, out=n)  # 4n; n is not needed any more
-    np.multiply(r, 2, out=s)
-    s -= 1  # 2r - 1
-    np.greater(s, 0, out=mask)
-    np.multiply(s, s, out=s)
-    mask &= s > n
-    r -= mask
-    np.multiply(r, 2, out=s)
-    s += 1  # 2r + 1
-    np.multiply(s, s, out=s)
-    np.less_equal(s, n, out=mask)
+    np.multiply(r, r, out=diff)
+    np.subtract(n, diff, out=diff)  # n - r*r
+    np.greater(diff, r, out=mask)
+    negative = np.negative(r, out=root.view(np.int64))  # -r, in the float scratch's memory
     r += mask
+    np.less_equal(diff, negative, out=mask)
+    mask &= negative < 0  # r = 0 (n = 0) has no lower bound to fall below
+    r -= mask
     return r
 
 

@@ -44,9 +44,13 @@ class _Windows:
         lo = self.count * self.hop - start
         avail = len(self._buf) - lo
         n = 0 if avail < self.length else 1 + (avail - self.length) // self.hop
-        if n:
-            views = np.lib.stride_tricks.sliding_window_view(self._buf[lo:], self.length, axis=0)
-            out = np.moveaxis(views[: n * self.hop: self.hop], -1, 1).copy()
+        if n == 1:  # the common case (a block per hop): a slice, no strided view to build
+            out = self._buf[lo : lo + self.length][None].copy()
+        elif n:
+            buf = self._buf[lo:]
+            out = np.lib.stride_tricks.as_strided(
+                buf, shape=(n, self.length, *buf.shape[1:]), strides=(buf.strides[0] * self.hop, *buf.strides),
+                writeable=False).copy()
         else:
             out = np.zeros((0, self.length, *self._buf.shape[1:]), self._buf.dtype)
         self.count += n
