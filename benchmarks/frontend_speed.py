@@ -4,7 +4,7 @@
     python benchmarks/frontend_speed.py [--rounds 300] [--before 958a339] [--blas-threads 1]
                                         [--data ../shared/data] [--json FILE] [--markdown FILE]
 
-Rows (one process, interleaved: every round calls every case once, in turn; medians):
+Rows (one process, interleaved: every round calls every case once, in a shuffled order; medians):
 
 - **in-graph front end**: ``yamnet.tflite`` (waveform in) minus ``yamnet_spectra_in.tflite``
   (log-mel in, the same int8 body), both loaded with ``edgekit.model.load_model(path, "cpu:1")``:
@@ -119,8 +119,13 @@ def measure(cases: dict, rounds: int, warmup: int = 20) -> dict[str, list[float]
             fn()
     times = {name: [] for name in cases}
     clock = time.perf_counter_ns
+    order = list(cases.items())
+    rng = np.random.default_rng(0)
     for _ in range(rounds):
-        for name, fn in cases.items():
+        # A new order every round: whatever runs right after a model invoke finds the caches
+        # cold, and that must not always be the same case.
+        for i in rng.permutation(len(order)):
+            name, fn = order[i]
             t0 = clock()
             fn()
             times[name].append((clock() - t0) / 1e6)

@@ -2,20 +2,22 @@
 
 Follows ``research/audioset/yamnet/features.py`` (padding, framing, periodic Hann window, STFT
 magnitude, HTK mel matrix, log(mel + 0.001), patches); every function takes ``(data, params)``.
-The spectrum up to the mel sums is :class:`.spectrum.MelSpectrum`, exact integer arithmetic
-shared with the fixed-point path (within 8e-3 of the exact log-mel for every input, in practice
-~1e-6; it is what makes a frame's features independent of the batch it is computed in); only
-the log is float64. ``mel_matrix`` and ``periodic_hann`` are the float64 forms of its tables.
+float64 throughout, returned as float32; the FFT is numpy's. The mel sums are the exact integer
+ones of :class:`.spectrum.MelSpectrum` (Q20 weights) on magnitudes rounded to 29 bits, so that a
+frame's features do not depend on the batch it is computed in (streaming equals batch). The
+fixed-point path computes its own spectrum exactly (no float FFT), so the two are independent
+up to the mel weights. ``mel_matrix`` is the float64 weight matrix (as tf's), for reference.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
 
 from ..params import FeatureParams
-from .spectrum import MelSpectrum
+from .spectrum import PCM_BITS, WEIGHT_BITS, MelSpectrum
 
 
 def hertz_to_mel(f_hz):
@@ -95,15 +97,41 @@ def _spectrum(params: FeatureParams) -> MelSpectrum:
     return MelSpectrum(params)
 
 
+_MAG_BITS = 29  # magnitudes are rounded to integers below 2**29.5 for the exact mel sums
+_scratch = threading.local()
+
+
+def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded frame and spectrum arrays reused across calls (per thread): fresh large
+    arrays cost a page fault per 4 KiB on every call, as much as the FFT itself."""
+    key = (frames, params.window_samples, params.fft_length)
+    if getattr(_scratch, "key", None) != key:
+        _scratch.key = key
+        _scratch.padded = np.zeros((frames, params.fft_length))
+        _scratch.spectrum = np.empty((frames, params.spectrum_bins), np.complex128)
+    return _scratch.padded, _scratch.spectrum
+
+
 def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """[frames, window] samples (int16 or float) -> [frames, mel_bands] float32 log-mel."""
     x = np.asarray(frames)
-    if x.dtype != np.int16:
-        # Back to the int16 scale, exactly for samples that came from int16 PCM.
-        x = to_float(x) * 32768.0
     spectrum = _spectrum(params)
-    mel, exponent = spectrum(x)  # exact integers: the same for any batching, on any machine
-    np.ldexp(mel, (exponent - spectrum.scale_bits)[:, None], out=mel)
+    padded, fft = _buffers(len(x), params)
+    # On the int16 scale (x * 2**-15 is the sample), exactly for samples that came from int16.
+    np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, periodic_hann(params.window_samples),
+                out=padded[:, : params.window_samples])
+    np.fft.rfft(padded, axis=-1, out=fft)
+    magnitude = np.abs(fft[:, spectrum.bins[0] : spectrum.bins[-1] + 1])  # [F, B], ascending bins
+    # The mel sums must not depend on the batch, and a BLAS product of floats may (its kernel
+    # and summation order change with the number of rows). So the magnitudes are rounded to
+    # integers, a power-of-two scale per frame putting the frame's largest at 2**28..2**29, and
+    # the exact integer mel sums of MelSpectrum are used (relative error < 2**-28 + 1.3e-4).
+    peak = magnitude.max(axis=1, initial=0.0)
+    shift = (_MAG_BITS - np.frexp(peak)[1]).astype(np.float64)  # frexp: peak < 2**exponent
+    magnitude *= np.exp2(shift)[:, None]
+    np.rint(magnitude, out=magnitude)
+    mel = spectrum.mel_sums(magnitude)  # [F, bands] exact integers
+    mel *= np.exp2(-shift - PCM_BITS - WEIGHT_BITS)[:, None]  # back to real units: exact
     mel += params.log_offset
     return np.log(mel, out=mel).astype(np.float32)
 

@@ -123,14 +123,13 @@ class MelSpectrum:
 
     def _block(self, x: np.ndarray, keep: bool) -> dict[str, np.ndarray]:
         c, ws = self._c, self._workspace(len(x))
-        np.copyto(ws.samples, x)  # int16 -> float64 is exact
-        right, left = ws.samples[:, c:], ws.samples[:, c:0:-1]  # x[c + m], x[c - m] for m = 0..c-1
-        f = ws.folded
+        right, left = x[:, c:], x[:, c:0:-1]  # x[c + m], x[c - m] for m = 0..c-1
+        f, wide = ws.folded, np.float64  # int16 sums and differences in float64: exact
         ne, no = len(range(0, c, 2)), len(range(1, c, 2))
-        np.add(right[:, 0::2], left[:, 0::2], out=f[0, :, :ne])  # u, even m
-        np.add(right[:, 1::2], left[:, 1::2], out=f[1, :, :no])  # u, odd m
-        np.subtract(right[:, 0::2], left[:, 0::2], out=f[2, :, :ne])  # d, even m
-        np.subtract(right[:, 1::2], left[:, 1::2], out=f[3, :, :no])  # d, odd m
+        np.add(right[:, 0::2], left[:, 0::2], out=f[0, :, :ne], dtype=wide)  # u, even m
+        np.add(right[:, 1::2], left[:, 1::2], out=f[1, :, :no], dtype=wide)  # u, odd m
+        np.subtract(right[:, 0::2], left[:, 0::2], out=f[2, :, :ne], dtype=wide)  # d, even m
+        np.subtract(right[:, 1::2], left[:, 1::2], out=f[3, :, :no], dtype=wide)  # d, odd m
         parts = ws.parts  # [4, F, K]: E_cos, O_cos, E_sin, O_sin; exact
         for i in range(0, len(x), _GEMM_FRAMES):
             np.matmul(f[:, i : i + _GEMM_FRAMES], self._coef, out=parts[:, i : i + _GEMM_FRAMES])
@@ -139,7 +138,7 @@ class MelSpectrum:
         np.subtract(parts[0::2, :, self._minus], parts[1::2, :, self._minus], out=dft[:, :, split:])  # L/2 - k'
 
         peak = np.maximum(dft.max(axis=(0, 2), initial=0.0), -dft.min(axis=(0, 2), initial=0.0))  # [F]
-        tmp = ws.scratch
+        tmp = ws.scratch  # shares memory with parts, which is not needed any more
         exponent = np.maximum(np.frexp(peak)[1] - 1 - (PEAK_BITS - 1), 0).astype(np.int64)  # msb - 28
         np.multiply(dft, np.ldexp(1.0, -exponent)[:, None], out=tmp)  # exact: a power of two
         np.rint(tmp, out=tmp)  # to the nearest integer, ties to even: exact
@@ -149,16 +148,20 @@ class MelSpectrum:
         n += np.multiply(block[1], block[1], out=ws.spare)  # <= 2**59
         magnitude = _round_sqrt(n, ws)
         np.copyto(ws.magnitude, magnitude)
-        if len(x) < _GROUPED_FROM:  # few frames: one call costs less than eight
-            mel = ws.magnitude @ self._mel  # exact; a fresh array (it is returned)
-        else:
-            mel = np.empty((len(x), self.params.mel_bands))
-            for bands, bins, weights in self._mel_groups:
-                mel[:, bands] = ws.magnitude[:, bins] @ weights  # exact
-        out = {"mel": mel, "exponent": exponent}
+        out = {"mel": self.mel_sums(ws.magnitude), "exponent": exponent}
         if keep:
             out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.copy())
         return out
+
+    def mel_sums(self, magnitude: np.ndarray) -> np.ndarray:
+        """[F, B] float64 integers <= 2**29.5 (columns in ``bins`` order) -> [F, bands] mel sums
+        with the Q20 weights, exact (a fresh array)."""
+        if len(magnitude) < _GROUPED_FROM:  # few frames: one call costs less than eight
+            return magnitude @ self._mel
+        mel = np.empty((len(magnitude), self.params.mel_bands))
+        for bands, bins, weights in self._mel_groups:
+            mel[:, bands] = magnitude[:, bins] @ weights
+        return mel
 
     def _workspace(self, frames: int) -> "_Workspace":
         """Scratch arrays for ``frames`` frames, reused across calls (per thread): fresh large
@@ -174,11 +177,12 @@ class MelSpectrum:
 
 class _Workspace:
     def __init__(self, frames: int, c: int, half: int, columns: int, bins: int) -> None:
-        self.samples = np.empty((frames, 2 * c))
+        # Few distinct arrays: between calls the model runs and evicts them from the caches.
         self.folded = np.zeros((4, frames, half))  # a padding row (odd c) stays zero
-        self.parts = np.empty((4, frames, columns))
+        pool = np.empty(max(4 * frames * columns, 2 * frames * bins))
+        self.parts = pool[: 4 * frames * columns].reshape(4, frames, columns)
+        self.scratch = pool[: 2 * frames * bins].reshape(2, frames, bins)
         self.dft = np.empty((2, frames, bins))
-        self.scratch = np.empty((2, frames, bins))
         self.block = np.empty((2, frames, bins), np.int64)
         self.n, self.spare, self.root = (np.empty((frames, bins), np.int64) for _ in range(3))
         self.magnitude = np.empty((frames, bins))
