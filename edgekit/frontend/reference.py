@@ -104,12 +104,13 @@ _scratch = threading.local()
 def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
     """Zero-padded frame and spectrum arrays reused across calls (per thread): fresh large
     arrays cost a page fault per 4 KiB on every call, as much as the FFT itself."""
+    cache = _scratch.__dict__.setdefault("buffers", {})
     key = (frames, params.window_samples, params.fft_length)
-    if getattr(_scratch, "key", None) != key:
-        _scratch.key = key
-        _scratch.padded = np.zeros((frames, params.fft_length))
-        _scratch.spectrum = np.empty((frames, params.spectrum_bins), np.complex128)
-    return _scratch.padded, _scratch.spectrum
+    if key not in cache:
+        if len(cache) >= 4:  # a few batch sizes in turn (a stream's hop, whole patches)
+            cache.pop(next(iter(cache)))
+        cache[key] = (np.zeros((frames, params.fft_length)), np.empty((frames, params.spectrum_bins), np.complex128))
+    return cache[key]
 
 
 def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarray:

@@ -33,8 +33,9 @@ mel band weighs, ``K`` = 124 columns; "value" is the real number the stage stand
              |im|; re, im <- rint(re * 2**-e) (nearest, ties to even; exact in float64: a
              power-of-two scaling of an integer), now |re|, |im| <= 2**29. value re * 2**(e - 45)
     magnitude int64 n = re**2 + im**2 <= 2**59; m = round(sqrt(n)), from the correctly rounded
-             float sqrt (off by at most one) and an exact integer correction: m is the r with
-             (2r - 1)**2 <= 4n < (2r + 1)**2. m <= 2**29.5.                   [F, B]
+             float sqrt (within 2**-22) and, where that lies within 2**-20 of a half-integer,
+             an exact integer correction: m is the r with r*r - r < n <= r*r + r.
+             m <= 2**29.5, held in float64.                                     [F, B]
     mel      Q20 weights (column sums <= 8.95 * 2**20): mel = m @ W < 2**29.5 * 8.95 * 2**20
              < 2**52.7, exact in float64 again. value mel * 2**(e - 65)          [F, 64]
 
@@ -146,11 +147,10 @@ class MelSpectrum:
         np.copyto(block, tmp, casting="unsafe")  # |.| <= 2**29, integers: exact
         n = np.multiply(block[0], block[0], out=ws.n)
         n += np.multiply(block[1], block[1], out=ws.spare)  # <= 2**59
-        magnitude = _round_sqrt(n, ws)
-        np.copyto(ws.magnitude, magnitude)
-        out = {"mel": self.mel_sums(ws.magnitude), "exponent": exponent}
+        magnitude = _round_sqrt(n, ws)  # float64 integers
+        out = {"mel": self.mel_sums(magnitude), "exponent": exponent}
         if keep:
-            out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.copy())
+            out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.astype(np.int64))
         return out
 
     def mel_sums(self, magnitude: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ class MelSpectrum:
         cache = self._local.__dict__.setdefault("workspaces", {})
         ws = cache.get(frames)
         if ws is None:
-            if len(cache) >= 2:
+            if len(cache) >= 4:  # a few batch sizes in turn (a stream's hop, whole patches)
                 cache.pop(next(iter(cache)))
             ws = cache[frames] = _Workspace(frames, self._c, self._half, self._coef.shape[2], len(self.bins))
         return ws
@@ -184,30 +184,29 @@ class _Workspace:
         self.scratch = pool[: 2 * frames * bins].reshape(2, frames, bins)
         self.dft = np.empty((2, frames, bins))
         self.block = np.empty((2, frames, bins), np.int64)
-        self.n, self.spare, self.root = (np.empty((frames, bins), np.int64) for _ in range(3))
+        self.n, self.spare = np.empty((frames, bins), np.int64), np.empty((frames, bins), np.int64)
         self.magnitude = np.empty((frames, bins))
-        self.mask = np.empty((frames, bins), bool)
 
 
 def _round_sqrt(n: np.ndarray, ws: _Workspace) -> np.ndarray:
-    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly, in ``ws.root`` (``n`` is kept)."""
-    # float64(n) and sqrt are correctly rounded (IEEE 754), so r is off by at most one. With
-    # integers, round(sqrt(n)) = r exactly when r*r - r < n <= r*r + r (or r = 0 <= n <= 0);
-    # no ties, as n is whole.
-    r, diff, mask = ws.root, ws.spare, ws.mask
-    root = ws.scratch[0]  # float scratch, free by now
+    """round(sqrt(n)) for int64 0 <= n <= 2**60, exactly, as float64 integers in ``ws.magnitude``."""
+    # float64(n) and sqrt are correctly rounded (IEEE 754), so the float root is within
+    # 2**30 * 2**-52 = 2**-22 of sqrt(n). Where it is more than 2**-20 away from a half-integer,
+    # rounding it gives round(sqrt(n)); the (rare) others are settled with integers.
+    root, r = ws.scratch[0], ws.magnitude
     np.copyto(root, n)
     np.sqrt(root, out=root)
-    np.rint(root, out=root)
-    np.copyto(r, root, casting="unsafe")
-    np.multiply(r, r, out=diff)
-    np.subtract(n, diff, out=diff)  # n - r*r
-    np.greater(diff, r, out=mask)
-    negative = np.negative(r, out=root.view(np.int64))  # -r, in the float scratch's memory
-    r += mask
-    np.less_equal(diff, negative, out=mask)
-    mask &= negative < 0  # r = 0 (n = 0) has no lower bound to fall below
-    r -= mask
+    np.rint(root, out=r)
+    root -= r
+    np.abs(root, out=root)
+    if root.max(initial=0.0) > 0.5 - 2.0**-20:
+        near = np.flatnonzero(root > 0.5 - 2.0**-20)
+        m, c = n.reshape(-1)[near], r.reshape(-1)[near].astype(np.int64)
+        # round(sqrt(m)) = c exactly when c*c - c < m <= c*c + c (or c = 0 = m): no ties.
+        diff = m - c * c
+        c += diff > c
+        c -= (diff <= -c) & (c > 0)
+        r.reshape(-1)[near] = c
     return r
 
 
