@@ -132,12 +132,52 @@ def measure(cases: dict, rounds: int, warmup: int = 20) -> dict[str, list[float]
     return times
 
 
+def agreement(data: Path, sample: int, quant, old_ref, params: FeatureParams) -> dict:
+    """Fixed codes against quantise(float log-mel) for the float path and for the float64
+    reference of commit --before (numpy rfft of the whole frame, full mel matrix: the textbook
+    computation), on every shared recording, the raw test audio and ``sample`` events clips."""
+    from edgekit.frontend.fixed import quantise
+
+    fixed = FixedFrontend(quant, params)
+    clips = sorted(p for p in (data / "audio").iterdir() if p.suffix.lower() in (".wav", ".ogg", ".flac"))
+    events = sorted((data / "events").rglob("*.flac"))
+    if sample and events:
+        pick = np.random.default_rng(0).choice(len(events), size=min(sample, len(events)), replace=False)
+        clips += [events[i] for i in sorted(pick)]
+    inputs = [(p.name, read_audio(p)) for p in clips]
+    raw = data / "models" / "yamnet_test_audio.bin"
+    if raw.exists():
+        inputs.append((raw.name, np.fromfile(raw, "<i2").astype(np.int16)))
+    out = {"clips": len(inputs), "events_clips": min(sample, len(events)), "codes": 0}
+    worst_clip = {}
+    for name, pcm in inputs:
+        codes = fixed.waveform_to_codes(pcm).astype(np.int16)
+        out["codes"] += codes.size
+        for key, log_mel in (("float_path", reference.waveform_to_patches(pcm, params)),
+                             ("float64_before", old_ref.waveform_to_patches(pcm))):
+            d = np.abs(codes - quantise(log_mel, quant))
+            row = out.setdefault(key, {"equal": 0, "within_1": 0, "max_step": 0})
+            row["equal"] += int(np.sum(d == 0))
+            row["within_1"] += int(np.sum(d <= 1))
+            row["max_step"] = max(row["max_step"], int(d.max()))
+            worst_clip[key] = min(worst_clip.get(key, (2.0, "")), (float(np.mean(d <= 1)), name))
+    for key in ("float_path", "float64_before"):
+        row = out[key]
+        row["equal_fraction"] = row.pop("equal") / out["codes"]
+        row["within_1_fraction"] = row.pop("within_1") / out["codes"]
+        row["worst_clip_within_1"] = worst_clip[key]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--before", default=BEFORE, help=f"git revision of the old front end (default {BEFORE})")
     ap.add_argument("--blas-threads", default="1", help="BLAS threads ('default': leave the library's choice)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EDGEKIT_TEST_DATA") or REPO.parent / "shared" / "data"))
+    ap.add_argument("--agreement", type=int, default=0, metavar="N",
+                    help="also check the fixed codes against the float ones on every shared recording "
+                         "and N events clips (0: skip)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args(argv)
@@ -178,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         lsb = int(np.abs(fixed.waveform_to_codes(window).astype(int) - old_fx.waveform_to_codes(window)).max())
         float_diff = float(np.abs(reference.waveform_to_patches(window) - old_ref.waveform_to_patches(window)).max())
         times = measure(cases, args.rounds)
+        agree = agreement(args.data, args.agreement, quant, old_ref, params) if args.agreement else None
 
     med = {k: float(np.median(v)) for k, v in times.items()}
     graph = med["yamnet.tflite"] - med["yamnet_spectra_in.tflite"]
@@ -221,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         f"- same window, before vs after: fixed codes {'identical' if same else f'differ (max {lsb} step)'}; "
         f"float log-mel max |diff| {float_diff:.2e}",
     ]
+    if agree:
+        for key, what in (("float_path", "the float path"), ("float64_before", f"the float64 reference of {args.before}")):
+            a = agree[key]
+            lines.append(f"- fixed codes vs quantise(log-mel) of {what}: {a['equal_fraction']:.5%} equal, "
+                         f"{a['within_1_fraction']:.3%} within 1 step, max {a['max_step']} "
+                         f"({agree['codes']:,} codes, {agree['clips']} clips incl. {agree['events_clips']} events clips)")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if args.markdown:
@@ -240,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": {k: round(v, 3) for k, v in ratios.items()},
             "goals": GOALS,
             "goals_met": met,
+            "agreement": agree,
             "before_vs_after": {"fixed_codes_identical": same, "fixed_codes_max_step": lsb,
                                 "float_logmel_max_abs_diff": float_diff},
         }
