@@ -66,7 +66,9 @@ _BLOCK = 128  # frames per block: bounds the scratch memory
 # (GEMM_MULTITHREAD_THRESHOLD); 20 * 100 * 124 stays below, so the products never wake (and
 # spin) BLAS threads next to the model's own, and the blocks fit the caches better anyway.
 _GEMM_FRAMES = 20
-_GROUPED_FROM = 40  # frames from which the mel product is split by band groups
+# Frames from which the mel product is split by band groups: a dense [F, 235] @ [235, 64]
+# product stays under the BLAS threading threshold (see _GEMM_FRAMES) only up to 17 frames.
+_GROUPED_FROM = 16
 
 
 class MelSpectrum:
