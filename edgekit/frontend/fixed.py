@@ -7,8 +7,9 @@ every machine (x86, ARM) and for any batching of the frames.
 
 After the mel sums (``F`` frames; ``mel * 2**(e - 65)`` is the band's value)::
 
-    mel_q32   y = round(mel * 2**(e - 33)) + round(0.001 * 2**32): mel + 0.001 in Q32, the
-              per-frame exponent resolved (e <= 24: a right shift of 9..33 bits);
+    mel_q32   y = rint(mel * 2**(e - 33)) + round(0.001 * 2**32): mel + 0.001 in Q32, the
+              per-frame exponent resolved (e <= 24: a right shift of 9..33 bits, to the
+              nearest, ties to even; float64 holding integers, exact);
               2**22 <= y < 2**45 (a band is at most 8.95 * 201 < 2**11)          [F, 64]
     codes     the exact quantisation of ln(y * 2**-32): code >= c exactly when y >= T[c], with
               255 integer thresholds T[c] = ceil(2**32 exp((c - zero_point - 1/2) scale))
@@ -67,11 +68,6 @@ def dequantise(codes: np.ndarray, quant: InputQuant) -> np.ndarray:
     return (np.asarray(codes, dtype=np.float32) - quant.zero_point) * np.float32(quant.scale)
 
 
-def _round_right(x: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """x * 2**-right rounded half up, for right >= 1 (broadcasts)."""
-    return (x + (_INT(1) << (right - 1))) >> right
-
-
 class FixedFrontend:
     """int16 frames -> int8 log-mel codes in a model's input quantisation, integers only."""
 
@@ -81,8 +77,10 @@ class FixedFrontend:
         self._spectrum = MelSpectrum(params)
         self._offset = _INT(tables.fixed_from_float(params.log_offset, _MEL_Q))
         # _thresholds[c + 128] for code c: 0 below (-128 always holds), a sentinel above 127.
+        # Integers; as float64 exact up to 2**53, and y < 2**45 never reaches a larger one.
         self._thresholds = np.array([0, *tables.code_thresholds(quant.scale, quant.zero_point, _MEL_Q), 2**62],
                                     dtype=_INT)
+        self._thresholds_f = np.minimum(self._thresholds, 2**53).astype(np.float64)
         self._log_base = _MEL_Q * math.log(2.0)
 
     def constants(self) -> dict[str, np.ndarray]:
@@ -116,25 +114,27 @@ class FixedFrontend:
         if x.shape[1] != self.params.window_samples:
             raise ValueError(f"frames must be [F, {self.params.window_samples}], not {list(x.shape)}")
         out = self._spectrum.stages(x, keep=keep)
-        mel, exponent = out["mel"].astype(_INT), out["exponent"]  # exact integers < 2**53
-        right = (self._spectrum.scale_bits - _MEL_Q - exponent)[:, None]  # [F, 1], 9..33
-        y = _round_right(mel, right) + self._offset  # [F, 64], mel + 0.001 in Q32
+        # float64 integers below 2**53 all along, so every step is exact: a power-of-two scale
+        # (a right shift by 9..33 bits, e <= 24), rounding to the nearest (ties to even), + offset.
+        y = out["mel"] * np.ldexp(1.0, out["exponent"] + _MEL_Q - self._spectrum.scale_bits)[:, None]
+        np.rint(y, out=y)
+        y += self._offset  # [F, 64], mel + 0.001 in Q32, < 2**45
         out["codes"] = self._codes(y)
         if keep:
-            out["mel_q32"] = y
+            out["mel_q32"] = y.astype(_INT)
         return out
 
     def _codes(self, y: np.ndarray) -> np.ndarray:
         """int8 codes of ln(y * 2**-32): a float estimate, then the exact integer thresholds."""
         q = self.quant
-        est = np.log(y.astype(np.float64))  # y < 2**45: exact as a float64
+        est = np.log(y)
         est -= self._log_base
         est *= 1.0 / q.scale
         est += q.zero_point + 128
         np.rint(est, out=est)
         np.clip(est, 0, 255, out=est)  # within one step of the exact code (float error ~1e-13)
         code = est.astype(_INT)  # code + 128
-        t = self._thresholds
+        t = self._thresholds_f
         code += y >= t[code + 1]
         code -= y < t[code]
         return (code - 128).astype(np.int8)
