@@ -75,6 +75,7 @@ class FixedFrontend:
         self.quant = quant
         self.params = params
         self._spectrum = MelSpectrum(params)
+        self._window = params.window_samples
         self._offset = _INT(tables.fixed_from_float(params.log_offset, _MEL_Q))
         # _thresholds[c + 128] for code c: 0 below (-128 always holds), a sentinel above 127.
         # Integers; as float64 exact up to 2**53, and y < 2**45 never reaches a larger one.
@@ -111,8 +112,8 @@ class FixedFrontend:
     def stages(self, frames: np.ndarray, keep: bool = True) -> dict[str, np.ndarray]:
         """Every intermediate of ``frames_to_codes``, for tests and debugging (``keep``)."""
         x = _check_int16(frames, ndim=2)
-        if x.shape[1] != self.params.window_samples:
-            raise ValueError(f"frames must be [F, {self.params.window_samples}], not {list(x.shape)}")
+        if x.shape[1] != self._window:
+            raise ValueError(f"frames must be [F, {self._window}], not {list(x.shape)}")
         out = self._spectrum.stages(x, keep=keep)
         # float64 integers below 2**53 all along, so every step is exact: a power-of-two scale
         # (a right shift by 9..33 bits, e <= 24), rounding to the nearest (ties to even), + offset.

@@ -101,15 +101,16 @@ _MAG_BITS = 29  # magnitudes are rounded to integers below 2**29.5 for the exact
 _scratch = threading.local()
 
 
-def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Zero-padded frame and spectrum arrays reused across calls (per thread): fresh large
     arrays cost a page fault per 4 KiB on every call, as much as the FFT itself."""
     cache = _scratch.__dict__.setdefault("buffers", {})
-    key = (frames, params.window_samples, params.fft_length)
+    key = (frames, params)
     if key not in cache:
         if len(cache) >= 4:  # a few batch sizes in turn (a stream's hop, whole patches)
             cache.pop(next(iter(cache)))
-        cache[key] = (np.zeros((frames, params.fft_length)), np.empty((frames, params.spectrum_bins), np.complex128))
+        cache[key] = (np.zeros((frames, params.fft_length)), np.empty((frames, params.spectrum_bins), np.complex128),
+                      periodic_hann(params.window_samples), params.window_samples)
     return cache[key]
 
 
@@ -117,12 +118,11 @@ def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarra
     """[frames, window] samples (int16 or float) -> [frames, mel_bands] float32 log-mel."""
     x = np.asarray(frames)
     spectrum = _spectrum(params)
-    padded, fft = _buffers(len(x), params)
+    padded, fft, window, n = _buffers(len(x), params)
     # On the int16 scale (x * 2**-15 is the sample), exactly for samples that came from int16.
-    np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, periodic_hann(params.window_samples),
-                out=padded[:, : params.window_samples])
+    np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, window, out=padded[:, :n])
     np.fft.rfft(padded, axis=-1, out=fft)
-    magnitude = np.abs(fft[:, spectrum.bins[0] : spectrum.bins[-1] + 1])  # [F, B], ascending bins
+    magnitude = np.abs(fft[:, spectrum.bin_range])  # [F, B], ascending bins
     # The mel sums must not depend on the batch, and a BLAS product of floats may (its kernel
     # and summation order change with the number of rows). So the magnitudes are rounded to
     # integers, a power-of-two scale per frame putting the frame's largest at 2**28..2**29, and

@@ -102,7 +102,9 @@ class MelSpectrum:
         self._minus = _as_slice(t["minus_index"])
         self._mel = t["mel"].astype(np.float64)  # [B, bands]
         self._mel_groups = _band_groups(t["mel"], 8)
-        self.bins = t["bin_order"]  # the FFT bin behind each magnitude column
+        self.bins = t["bin_order"]  # the FFT bin behind each magnitude column (ascending, contiguous)
+        self.bin_range = slice(int(self.bins[0]), int(self.bins[-1]) + 1)
+        self._bands = params.mel_bands
         self.tables = t
         # mel * 2**(e - _SCALE) is the band's value (samples in [-1, 1)).
         self.scale_bits = PCM_BITS + COEF_BITS + WEIGHT_BITS
@@ -160,7 +162,7 @@ class MelSpectrum:
         with the Q20 weights, exact (a fresh array)."""
         if len(magnitude) < _GROUPED_FROM:  # few frames: one call costs less than eight
             return magnitude @ self._mel
-        mel = np.empty((len(magnitude), self.params.mel_bands))
+        mel = np.empty((len(magnitude), self._bands))
         for bands, bins, weights in self._mel_groups:
             mel[:, bands] = magnitude[:, bins] @ weights
         return mel
