@@ -3,7 +3,7 @@
 Follows ``research/audioset/yamnet/features.py`` (padding, framing, periodic Hann window, STFT
 magnitude, HTK mel matrix, log(mel + 0.001), patches); every function takes ``(data, params)``.
 float64 throughout, returned as float32; the FFT is numpy's. The mel sums are the exact integer
-ones of :class:`.spectrum.MelSpectrum` (Q20 weights) on magnitudes rounded to 29 bits, so that a
+ones of :class:`.spectrum.MelSums` (Q20 weights) on magnitudes rounded to 29 bits, so that a
 frame's features do not depend on the batch it is computed in (streaming equals batch). The
 fixed-point path computes its own spectrum exactly (no float FFT), so the two are independent
 up to the mel weights. ``mel_matrix`` is the float64 weight matrix (as tf's), for reference.
@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..params import FeatureParams
-from .spectrum import PCM_BITS, WEIGHT_BITS, MelSpectrum
+from .spectrum import PCM_BITS, WEIGHT_BITS, MelSums
 
 
 def hertz_to_mel(f_hz):
@@ -93,8 +93,8 @@ def frame(signal: np.ndarray, length: int, hop: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _spectrum(params: FeatureParams) -> MelSpectrum:
-    return MelSpectrum(params)
+def _mel_sums(params: FeatureParams) -> MelSums:
+    return MelSums(params)
 
 
 _MAG_BITS = 29  # magnitudes are rounded to integers below 2**29.5 for the exact mel sums
@@ -117,21 +117,21 @@ def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray
 def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """[frames, window] samples (int16 or float) -> [frames, mel_bands] float32 log-mel."""
     x = np.asarray(frames)
-    spectrum = _spectrum(params)
+    sums = _mel_sums(params)
     padded, fft, window, n = _buffers(len(x), params)
     # On the int16 scale (x * 2**-15 is the sample), exactly for samples that came from int16.
     np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, window, out=padded[:, :n])
     np.fft.rfft(padded, axis=-1, out=fft)
-    magnitude = np.abs(fft[:, spectrum.bin_range])  # [F, B], ascending bins
+    magnitude = np.abs(fft[:, sums.bin_range])  # [F, B], ascending bins
     # The mel sums must not depend on the batch, and a BLAS product of floats may (its kernel
     # and summation order change with the number of rows). So the magnitudes are rounded to
     # integers, a power-of-two scale per frame putting the frame's largest at 2**28..2**29, and
-    # the exact integer mel sums of MelSpectrum are used (relative error < 2**-28 + 1.3e-4).
+    # the exact integer mel sums of MelSums are used (relative error < 2**-28 + 1.3e-4).
     peak = magnitude.max(axis=1, initial=0.0)
     shift = (_MAG_BITS - np.frexp(peak)[1]).astype(np.float64)  # frexp: peak < 2**exponent
     magnitude *= np.exp2(shift)[:, None]
     np.rint(magnitude, out=magnitude)
-    mel = spectrum.mel_sums(magnitude)  # [F, bands] exact integers
+    mel = sums(magnitude)  # [F, bands] exact integers
     mel *= np.exp2(-shift - PCM_BITS - WEIGHT_BITS)[:, None]  # back to real units: exact
     mel += params.log_offset
     return np.log(mel, out=mel).astype(np.float32)

@@ -91,20 +91,16 @@ class MelSpectrum:
         for table in (t["fold_cos"], t["fold_sin"]):
             if 2**16 * int(np.abs(table).max(axis=1).sum()) >= 2**53:
                 raise ValueError("DFT partial sums could exceed 2**53 with these parameters")
-        column_sums = t["mel"].sum(axis=0)
-        if round(2**PEAK_BITS * 2**0.5) * int(column_sums.max()) >= 2**53:
-            raise ValueError("mel partial sums could exceed 2**53 with these parameters")
         self._c, self._half = c, half
         self._split = len(t["plus_index"])
         self._local = threading.local()
         self._coef = coef
         self._plus = _as_slice(t["plus_index"])
         self._minus = _as_slice(t["minus_index"])
-        self._mel = t["mel"].astype(np.float64)  # [B, bands]
-        self._mel_groups = _band_groups(t["mel"], 8)
-        self.bins = t["bin_order"]  # the FFT bin behind each magnitude column (ascending, contiguous)
-        self.bin_range = slice(int(self.bins[0]), int(self.bins[-1]) + 1)
-        self._bands = params.mel_bands
+        self.mel_sums = MelSums(params)
+        self.bins = t["bin_order"]  # the FFT bin behind each magnitude column (ascending)
+        if not np.array_equal(self.bins, self.mel_sums.bins):
+            raise AssertionError("the DFT's columns and the mel weights' bins disagree")
         self.tables = t
         # mel * 2**(e - _SCALE) is the band's value (samples in [-1, 1)).
         self.scale_bits = PCM_BITS + COEF_BITS + WEIGHT_BITS
@@ -157,16 +153,6 @@ class MelSpectrum:
             out.update(dft=dft.copy(), block=block.copy(), magnitude=magnitude.astype(np.int64))
         return out
 
-    def mel_sums(self, magnitude: np.ndarray) -> np.ndarray:
-        """[F, B] float64 integers <= 2**29.5 (columns in ``bins`` order) -> [F, bands] mel sums
-        with the Q20 weights, exact (a fresh array)."""
-        if len(magnitude) < _GROUPED_FROM:  # few frames: one call costs less than eight
-            return magnitude @ self._mel
-        mel = np.empty((len(magnitude), self._bands))
-        for bands, bins, weights in self._mel_groups:
-            mel[:, bands] = magnitude[:, bins] @ weights
-        return mel
-
     def _workspace(self, frames: int) -> "_Workspace":
         """Scratch arrays for ``frames`` frames, reused across calls (per thread): fresh large
         arrays cost a page fault per 4 KiB on every call, more than the arithmetic itself."""
@@ -177,6 +163,33 @@ class MelSpectrum:
                 cache.pop(next(iter(cache)))
             ws = cache[frames] = _Workspace(frames, self._c, self._half, self._coef.shape[2], len(self.bins))
         return ws
+
+
+class MelSums:
+    """[F, B] float64 integers <= 2**29.5 (magnitudes of the ``bins``, ascending) -> [F, bands]
+    sums with the Q20 mel weights, exact: every partial sum is below 2**29.5 * 8.95 * 2**20 <
+    2**53, so the result is the same whatever BLAS does and however the frames are batched."""
+
+    def __init__(self, params: FeatureParams = FeatureParams()) -> None:
+        bins, weights = tables.mel_table(params, WEIGHT_BITS)
+        if round(2**PEAK_BITS * 2**0.5) * int(weights.sum(axis=0).max()) >= 2**53:
+            raise ValueError("mel partial sums could exceed 2**53 with these parameters")
+        if not np.array_equal(bins, np.arange(bins[0], bins[-1] + 1)):
+            raise ValueError("the mel bands leave a gap in the spectrum")
+        self.bins = bins
+        self.bin_range = slice(int(bins[0]), int(bins[-1]) + 1)
+        self._bands = params.mel_bands
+        self._dense = weights.astype(np.float64)  # [B, bands]
+        self._groups = _band_groups(weights, 8)
+
+    def __call__(self, magnitude: np.ndarray) -> np.ndarray:
+        """A fresh [F, bands] float64 array."""
+        if len(magnitude) < _GROUPED_FROM:  # few frames: one call costs less than eight
+            return magnitude @ self._dense
+        mel = np.empty((len(magnitude), self._bands))
+        for bands, bins, weights in self._groups:
+            mel[:, bands] = magnitude[:, bins] @ weights
+        return mel
 
 
 class _Workspace:

@@ -10,6 +10,7 @@ rounded once, half up, to its integer format. Built once per :class:`FeaturePara
 
 from __future__ import annotations
 
+import bisect
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
@@ -46,13 +47,19 @@ def _cos_turns(num: int, den: int) -> Decimal:
         return +total
 
 
-def _sin_turns(num: int, den: int) -> Decimal:
-    return _cos_turns(4 * num - den, 4 * den)  # sin(a) = cos(a - pi/2)
+def _cos_circle(n: int) -> list[Decimal]:
+    """cos(2 pi j / n) for j = 0..n-1; for n divisible by 4 from the first quadrant only, by the
+    exact symmetries of the circle."""
+    if n % 4:
+        return [_cos_turns(j, n) for j in range(n)]
+    q = n // 4
+    first = [_cos_turns(j, n) for j in range(q + 1)]  # cos on [0, pi/2]
+    return [(first[j % q], -first[q - j % q], -first[j % q], first[q - j % q])[j // q] for j in range(n)]
 
 
 def hann(length: int) -> list[Decimal]:
     """Periodic Hann window (tf.signal.hann_window(periodic=True)), exactly."""
-    return [(1 - _cos_turns(n, length)) / 2 for n in range(length)]
+    return [(1 - c) / 2 for c in _cos_circle(length)]
 
 
 def mel_weights(params: FeatureParams) -> list[list[Decimal]]:
@@ -64,83 +71,100 @@ def mel_weights(params: FeatureParams) -> list[list[Decimal]]:
         def mel(hz) -> Decimal:
             return 1127 * (1 + Decimal(hz) / 700).ln()
 
-        bins = params.spectrum_bins
+        bins, bands = params.spectrum_bins, params.mel_bands
         nyquist = Decimal(params.sample_rate_hz) / 2
         lo, hi = mel(params.mel_min_hz), mel(params.mel_max_hz)
-        step = (hi - lo) / (params.mel_bands + 1)
-        edges = [lo + i * step for i in range(params.mel_bands + 2)]
-        rows = [[Decimal(0)] * params.mel_bands]  # DC
+        step = (hi - lo) / (bands + 1)
+        edges = [lo + i * step for i in range(bands + 2)]
+        rows = [[Decimal(0)] * bands]  # DC
         for k in range(1, bins):
             m = mel(nyquist * k / (bins - 1))
-            row = []
-            for j in range(params.mel_bands):
+            row = [Decimal(0)] * bands
+            # Only the bands whose triangle [edges[j], edges[j + 2]] holds m weigh this bin.
+            for j in range(max(bisect.bisect_left(edges, m) - 2, 0), min(bisect.bisect_right(edges, m), bands)):
                 lower, center, upper = edges[j], edges[j + 1], edges[j + 2]
-                row.append(max(Decimal(0), min((m - lower) / (center - lower), (upper - m) / (upper - center))))
+                row[j] = max(Decimal(0), min((m - lower) / (center - lower), (upper - m) / (upper - center)))
             rows.append(row)
         return rows
 
 
-def _build_dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
-    """Integer tables of the folded DFT and the mel sums (see :mod:`.spectrum` for their use).
+_SPECTRAL_FIELDS = ("sample_rate_hz", "stft_window_seconds", "fft_length", "mel_bands", "mel_min_hz", "mel_max_hz")
+
+
+def _key(params: FeatureParams) -> tuple:
+    # The patch sizes and hop do not enter the tables: cache on what does.
+    return tuple((f, getattr(params, f)) for f in _SPECTRAL_FIELDS)
+
+
+def mel_table(params: FeatureParams, weight_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bins, weights): the FFT bins some band weighs (ascending) and round(W[bin, band] *
+    2**weight_bits) for them, [B, bands] int64. Cached."""
+    return _mel_table(_key(params), weight_bits)
+
+
+@lru_cache(maxsize=8)
+def _mel_table(key: tuple, weight_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    with localcontext() as ctx:
+        ctx.prec = _DIGITS
+        mel_q = [[_to_int(v, weight_bits) for v in row] for row in mel_weights(FeatureParams(**dict(key)))]
+    used = [k for k, row in enumerate(mel_q) if any(row)]
+    bins, mel = np.array(used, dtype=np.int64), np.array([mel_q[k] for k in used], dtype=np.int64)
+    bins.setflags(write=False)
+    mel.setflags(write=False)
+    return bins, mel
+
+
+def dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
+    """Integer tables of the folded DFT and the mel sums (see :mod:`.spectrum` for their use). Cached.
 
     ``fold_cos[m, j]`` = round(w'[m] cos(2 pi k_j m / L) * 2**coef_bits), ``fold_sin`` likewise
     with sin, for m = 0..c-1 (c = window / 2) and the columns k_j = ``columns``; w'[m] is the Hann
     window at c + m, halved at m = 0 (whose folded sample counts the centre twice).
-    ``mel`` is round(W[k, band] * 2**weight_bits) for the used bins in ``bin_order``.
+    ``mel`` is round(W[k, band] * 2**weight_bits) for the used bins ``bin_order`` (ascending).
     """
+    return _dft_tables(_key(params), coef_bits, weight_bits)
+
+
+@lru_cache(maxsize=8)
+def _dft_tables(key: tuple, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
+    params = FeatureParams(**dict(key))
     n, length = params.window_samples, params.fft_length
     c = n // 2
     window = hann(n)
     if n % 2 or window[0] != 0:
         raise ValueError(f"the folded DFT needs an even window length, not {n}")
+    used, mel = mel_table(params, weight_bits)
+    used = used.tolist()
+    # k and L/2 - k share their products (see spectrum.py): compute columns k' <= L/4 only.
+    half = length // 2
+    columns = sorted({min(k, half - k) for k in used})
+    plus = [k for k in used if k <= half - k]  # bins read from E + O
+    minus = [k for k in used if k > half - k]  # bins read from E - O
     with localcontext() as ctx:
         ctx.prec = _DIGITS
-        weights = mel_weights(params)
-        mel_q = [[_to_int(v, weight_bits) for v in row] for row in weights]
-        used = [k for k, row in enumerate(mel_q) if any(row)]
-        # k and L/2 - k share their products (see spectrum.py): compute columns k' <= L/4 only.
-        half = length // 2
-        columns = sorted({min(k, half - k) for k in used})
-        plus = [k for k in used if k <= half - k]  # bins read from E + O
-        minus = [k for k in used if k > half - k]  # bins read from E - O
         # cos/sin of 2 pi j / L for every j once, as integers carrying 40 more bits than the
         # table; each product is then rounded once (integer arithmetic, the same everywhere).
         extra = coef_bits + 40
-        cos_j = [_to_int(_cos_turns(j, length), extra) for j in range(length)]
-        sin_j = [_to_int(_sin_turns(j, length), extra) for j in range(length)]
+        cos_j = [_to_int(v, extra) for v in _cos_circle(length)]
+        sin_j = [cos_j[(j - length // 4) % length] for j in range(length)]  # sin(a) = cos(a - pi/2)
         w_fold = [_to_int(window[c] / 2, extra)] + [_to_int(window[c + m], extra) for m in range(1, c)]
     shift = 2 * extra - coef_bits
     half_unit = 1 << (shift - 1)
     fold_cos = [[(w_fold[m] * cos_j[(k * m) % length] + half_unit) >> shift for k in columns] for m in range(c)]
     fold_sin = [[(w_fold[m] * sin_j[(k * m) % length] + half_unit) >> shift for k in columns] for m in range(c)]
     col = {k: i for i, k in enumerate(columns)}
-    order = plus + minus
     tables = {
         "fold_cos": np.array(fold_cos, dtype=np.int64),  # [c, K]
         "fold_sin": np.array(fold_sin, dtype=np.int64),  # [c, K]
         "columns": np.array(columns, dtype=np.int64),  # [K] the k' computed
         "plus_index": np.array([col[k] for k in plus], dtype=np.int64),  # bins k = k'
         "minus_index": np.array([col[half - k] for k in minus], dtype=np.int64),  # bins k = L/2 - k'
-        "bin_order": np.array(order, dtype=np.int64),  # [B] the bin of each output column
-        "mel": np.array([mel_q[k] for k in order], dtype=np.int64),  # [B, bands]
+        "bin_order": np.array(plus + minus, dtype=np.int64),  # [B] the bin of each output column
+        "mel": mel,  # [B, bands]
     }
     for value in tables.values():
         value.setflags(write=False)
     return tables
-
-
-def dft_tables(params: FeatureParams, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
-    """:func:`_build_dft_tables`, cached on the fields that enter it (not the patch sizes or hop)."""
-    key = tuple((f, getattr(params, f)) for f in _SPECTRAL_FIELDS)
-    return _dft_tables(key, coef_bits, weight_bits)
-
-
-_SPECTRAL_FIELDS = ("sample_rate_hz", "stft_window_seconds", "fft_length", "mel_bands", "mel_min_hz", "mel_max_hz")
-
-
-@lru_cache(maxsize=8)
-def _dft_tables(key: tuple, coef_bits: int, weight_bits: int) -> dict[str, np.ndarray]:
-    return _build_dft_tables(FeatureParams(**dict(key)), coef_bits, weight_bits)
 
 
 @lru_cache(maxsize=16)
