@@ -1,8 +1,7 @@
 """Fixed-point YAMNet log-mel front end: int16 PCM in, the model's int8 codes out.
 
-The mel spectrum is :class:`.spectrum.MelSpectrum` (exact integers, shared with the float
-path; its docstring proves the bounds); this module adds the log and the quantisation in
-integers. Nothing that decides a code depends on platform float rounding: the same bytes on
+The mel spectrum is :class:`.spectrum.MelSpectrum` (an exact integer DFT on BLAS; its
+docstring proves the bounds); this module adds the log and the quantisation, exactly. Nothing that decides a code depends on platform float rounding: the same bytes on
 every machine (x86, ARM) and for any batching of the frames.
 
 After the mel sums (``F`` frames; ``mel * 2**(e - 65)`` is the band's value)::
@@ -14,11 +13,11 @@ After the mel sums (``F`` frames; ``mel * 2**(e - 65)`` is the band's value)::
     codes     the exact quantisation of ln(y * 2**-32): code >= c exactly when y >= T[c], with
               255 integer thresholds T[c] = ceil(2**32 exp((c - zero_point - 1/2) scale))
               computed once in decimal (round half away from zero, as TFLite's QUANTIZE; no
-              y sits on a threshold, as exp of a nonzero rational is irrational). A float64 log
+              real threshold is an integer, as exp of a nonzero rational is irrational). A float64 log
               finds the code to within one step and two integer comparisons settle it, so the
               float log never decides a code                                     [F, 64]
 
-The spectrum is within 0.0082 of the exact log(mel + 0.001), less than a fifth of a step,
+The spectrum is within 0.0083 of the exact log(mel + 0.001), less than a fifth of a step,
 so every code is within one step of the exact log-mel quantised, for every input (the tests
 also check it against an independent float64 FFT on every shared recording).
 """

@@ -1,4 +1,5 @@
-"""int16 frames -> YAMNet's mel spectrum, exactly: the part the float and fixed paths share.
+"""int16 frames -> YAMNet's mel spectrum, exactly: the fixed-point path's spectrum (its exact mel
+sums, :class:`MelSums`, also serve the float path).
 
 Every value below that decides a result is an integer computed exactly, so the output is the
 same bytes on every machine (x86, ARM) and does not depend on how frames are batched. Two kinds
@@ -42,9 +43,9 @@ mel band weighs, ``K`` = 124 columns; "value" is the real number the stage stand
 Accuracy, in units where samples lie in [-1, 1): the coefficient rounding moves re and im by at
 most 200 * 2 * 2**-31 < 2e-7, the block rounding and the square root each by at most
 2**(e - 46) <= 2**-22, so |X| is within 9e-7 and a mel band (weights summing to <= 8.95) within
-8e-6; the Q20 weights are within 2**-21 of the true ones, and the smallest nonzero weight is
+8.1e-6; the Q20 weights are within 2**-21 of the true ones, and the smallest nonzero weight is
 0.0038, so each band is also within a relative 1.3e-4. log(mel + 0.001) is therefore within
-8e-6 / 0.001 + 1.3e-4 < 0.0082 of the exact value for every input: less than a fifth of one
+8.1e-6 / 0.001 + 1.3e-4 < 0.0083 of the exact value for every input: less than a fifth of one
 int8 step of YAMNet's input quantisation (0.0478).
 """
 
