@@ -98,6 +98,8 @@ def _mel_sums(params: FeatureParams) -> MelSums:
 
 
 _MAG_BITS = 29  # magnitudes are rounded to integers below 2**29.5 for the exact mel sums
+_BLOCK = 128  # frames per FFT call
+_RFFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 _scratch = threading.local()
 
 
@@ -117,11 +119,16 @@ def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray
 def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """[frames, window] samples (int16 or float) -> [frames, mel_bands] float32 log-mel."""
     x = np.asarray(frames)
+    if len(x) > _BLOCK:  # frames are independent: blocks bound the scratch memory of long clips
+        return np.concatenate([log_mel_frames(x[i : i + _BLOCK], params) for i in range(0, len(x), _BLOCK)])
     sums = _mel_sums(params)
     padded, fft, window, n = _buffers(len(x), params)
     # On the int16 scale (x * 2**-15 is the sample), exactly for samples that came from int16.
     np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, window, out=padded[:, :n])
-    np.fft.rfft(padded, axis=-1, out=fft)
+    if _RFFT_OUT:
+        np.fft.rfft(padded, axis=-1, out=fft)
+    else:  # numpy < 2 (armv7l's tflite-runtime pins it) has no out=
+        fft = np.fft.rfft(padded, axis=-1)
     magnitude = np.abs(fft[:, sums.bin_range])  # [F, B], ascending bins
     # The mel sums must not depend on the batch, and a BLAS product of floats may (its kernel
     # and summation order change with the number of rows). So the magnitudes are rounded to
