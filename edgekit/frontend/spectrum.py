@@ -55,6 +55,7 @@ import threading
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..params import FeatureParams
 from . import tables
 
@@ -78,7 +79,7 @@ class MelSpectrum:
 
     def __init__(self, params: FeatureParams = FeatureParams()) -> None:
         if params.fft_length & (params.fft_length - 1) or params.fft_length < 4:
-            raise ValueError(f"fft_length must be a power of two, not {params.fft_length}")
+            raise ConfigError(f"fft_length must be a power of two, not {params.fft_length}")
         self.params = params
         t = tables.dft_tables(params, COEF_BITS, WEIGHT_BITS)
         c = params.window_samples // 2
@@ -91,7 +92,7 @@ class MelSpectrum:
         # The exactness bound of the module docstring, on these very tables, in Python integers.
         for table in (t["fold_cos"], t["fold_sin"]):
             if 2**16 * int(np.abs(table).max(axis=1).sum()) >= 2**53:
-                raise ValueError("DFT partial sums could exceed 2**53 with these parameters")
+                raise ConfigError("DFT partial sums could exceed 2**53 with these parameters")
         self._c, self._half = c, half
         self._split = len(t["plus_index"])
         self._local = threading.local()
@@ -103,7 +104,7 @@ class MelSpectrum:
         if not np.array_equal(self.bins, self.mel_sums.bins):
             raise AssertionError("the DFT's columns and the mel weights' bins disagree")
         self.tables = t
-        # mel * 2**(e - _SCALE) is the band's value (samples in [-1, 1)).
+        # mel * 2**(e - scale_bits) is the band's value (samples in [-1, 1)).
         self.scale_bits = PCM_BITS + COEF_BITS + WEIGHT_BITS
 
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,9 +175,9 @@ class MelSums:
     def __init__(self, params: FeatureParams = FeatureParams()) -> None:
         bins, weights = tables.mel_table(params, WEIGHT_BITS)
         if round(2**PEAK_BITS * 2**0.5) * int(weights.sum(axis=0).max()) >= 2**53:
-            raise ValueError("mel partial sums could exceed 2**53 with these parameters")
+            raise ConfigError("mel partial sums could exceed 2**53 with these parameters")
         if not np.array_equal(bins, np.arange(bins[0], bins[-1] + 1)):
-            raise ValueError("the mel bands leave a gap in the spectrum")
+            raise ConfigError("the mel bands leave a gap in the spectrum")
         self.bins = bins
         self.bin_range = slice(int(bins[0]), int(bins[-1]) + 1)
         self._bands = params.mel_bands

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..params import FeatureParams
 
 _DIGITS = 60
@@ -132,7 +133,7 @@ def _dft_tables(key: tuple, coef_bits: int, weight_bits: int) -> dict[str, np.nd
     c = n // 2
     window = hann(n)
     if n % 2 or window[0] != 0:
-        raise ValueError(f"the folded DFT needs an even window length, not {n}")
+        raise ConfigError(f"the folded DFT needs an even window length, not {n}")
     used, mel = mel_table(params, weight_bits)
     used = used.tolist()
     # k and L/2 - k share their products (see spectrum.py): compute columns k' <= L/4 only.
