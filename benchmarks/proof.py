@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.frontend import reference  # noqa: E402
 from edgekit.frontend.fixed import FixedFrontend  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.proof import compare, load_official, official_logmel  # noqa: E402
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, UnsupportedModelError
-from .frontend import reference
-from .model import LOGMEL, WAVEFORM, Model
-from .params import FeatureParams
+from edgekit.errors import ConfigError, UnsupportedModelError
+from edgekit.frontend import reference
+from edgekit.models.model import LOGMEL, WAVEFORM, Model
+from edgekit.params import FeatureParams
 
 FRONTENDS = ("float", "fixed")
 
@@ -50,7 +50,7 @@ def classify_pcm(model: Model, pcm16: np.ndarray, params: FeatureParams | None =
         scores = [model.run(w) for w in frames]
     elif model.kind == LOGMEL:
         if (frontend or "float") == "fixed":
-            from .frontend.fixed import FixedFrontend
+            from edgekit.frontend.fixed import FixedFrontend
 
             if model.input_quant is None:
                 raise ConfigError("--frontend fixed needs a model with a quantised log-mel input")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .events import Event
-from .frontend.stream import StreamingFrontend, StreamingWindows
-from .model import LOGMEL, WAVEFORM, Model
-from .errors import ConfigError, UnsupportedModelError
+from edgekit.detect.events import Event
+from edgekit.frontend.stream import StreamingFrontend, StreamingWindows
+from edgekit.models.model import LOGMEL, WAVEFORM, Model
+from edgekit.errors import ConfigError, UnsupportedModelError
 
 
 def dbfs(samples: np.ndarray) -> float:

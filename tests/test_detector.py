@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.config import load_config, parse_config
-from edgekit.detector import Detector
+from edgekit.daemon.config import load_config, parse_config
+from edgekit.detect.detector import Detector
 from edgekit.errors import ConfigError
-from edgekit.settings import Rule
+from edgekit.daemon.settings import Rule
 
 LABELS = ("Speech", "Smoke detector, smoke alarm", "Fire alarm", "Dog")
 SMOKE, FIRE = 1, 2

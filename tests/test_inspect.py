@@ -8,10 +8,10 @@ import stat
 
 import pytest
 
-from edgekit import edgetpu_compat as etc
+from edgekit.models import edgetpu_compat as etc
 from edgekit.errors import EdgeTPUCompilerError
-from edgekit.graph import Graph, OperatorInfo, TensorInfo, read_graph_file
-from edgekit.inspection import inspect_file, text_report
+from edgekit.models.tflite import Graph, OperatorInfo, TensorInfo, read_graph_file
+from edgekit.models.inspection import inspect_file, text_report
 
 from test_zoo import cache, cli  # noqa: F401  (the fixture and the in-process CLI)
 

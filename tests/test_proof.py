@@ -82,7 +82,7 @@ def test_readme_figures_for_the_official_model(recordings, official_run):
     """shared/data/README's per-clip figures: mean official score over the clip's windows."""
     expected = {"speech.wav": ("Speech", 0.98), "smoke_alarm.wav": ("Smoke detector, smoke alarm", 0.84),
                 "applause.wav": ("Applause", 0.94)}
-    from edgekit.labels import load_labels
+    from edgekit.models.labels import load_labels
 
     labels = load_labels(MODELS / "yamnet_class_map.csv")
     for name, (label, score) in expected.items():

@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..errors import AudioFileError
+from edgekit.errors import AudioFileError
 
 TARGET_RATE = 16000
 

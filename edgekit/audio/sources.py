@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from ..errors import AudioError
-from .files import TARGET_RATE, read_audio
-from .ring import SampleRing
+from edgekit.errors import AudioError
+from edgekit.audio.files import TARGET_RATE, read_audio
+from edgekit.audio.ring import SampleRing
 
 log = logging.getLogger("edgekit.audio")
 

@@ -20,17 +20,17 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import EdgekitError, LabelsError
-from ..frontend import reference
-from ..frontend.fixed import FixedFrontend, InputQuant, quantise
-from ..frontend.stream import StreamingFrontend, StreamingWindows
-from ..graph import read_graph_file
-from ..labels import embedded_labels, find_sidecar_labels, load_labels
-from ..model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
-from ..params import FeatureParams
-from ..paths import resolve_model
-from ..runtime import make_interpreter, parse_device, probe
-from . import macs
+from edgekit.errors import EdgekitError, LabelsError
+from edgekit.frontend import reference
+from edgekit.frontend.fixed import FixedFrontend, InputQuant, quantise
+from edgekit.frontend.stream import StreamingFrontend, StreamingWindows
+from edgekit.models.tflite import read_graph_file
+from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
+from edgekit.params import FeatureParams
+from edgekit.models.paths import resolve_model
+from edgekit.models.runtime import make_interpreter, parse_device, probe
+from edgekit.bench import macs
 
 HOPS = (0.48, 0.1)  # streaming hops for --pipeline: YAMNet's own, and a 10 Hz detector
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
@@ -148,7 +148,7 @@ def load_image(path: Path, h: int, w: int) -> tuple[np.ndarray, str]:
 
 def load_audio(settings: Settings) -> tuple[np.ndarray, str, bool]:
     """int16 16 kHz samples, where they came from, and whether they are synthetic."""
-    from ..audio.files import read_audio
+    from edgekit.audio.files import read_audio
 
     if settings.input is not None and settings.input.suffix.lower() in AUDIO_SUFFIXES:
         return read_audio(settings.input), settings.input.name, False
@@ -348,7 +348,7 @@ def empty_row(spec: str, device: str, xnnpack: bool | None) -> dict:
 def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings,
                 progress_factory=None) -> dict:
     """One (model, device, XNNPACK) row. Never raises for a model or device that cannot run."""
-    from ..edgetpu import status as edgetpu_status
+    from edgekit.models.edgetpu import status as edgetpu_status
 
     row = empty_row(spec, device, xnnpack)
     try:
@@ -524,7 +524,7 @@ def expand(models: list[str], devices: list[str],
            xnnpack_modes: list[bool]) -> list[tuple[str, str, bool | None]]:
     """The (model, device, xnnpack) rows to run. An Edge TPU device that is absent, or an
     ``_edgetpu`` model on the CPU, gets one row, not one per XNNPACK setting."""
-    from ..edgetpu import status as edgetpu_status
+    from edgekit.models.edgetpu import status as edgetpu_status
 
     usable = None
     rows = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..errors import AudioError, ConfigError, EdgekitError
-from ..params import FeatureParams
+from edgekit.errors import AudioError, ConfigError, EdgekitError
+from edgekit.params import FeatureParams
 
 HELP = "classify audio files with a YAMNet-style model (timeline of top labels, or JSON)"
 
@@ -25,9 +25,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..audio.files import read_audio
-    from ..classify import classify_pcm
-    from ..model import load_model
+    from edgekit.audio.files import read_audio
+    from edgekit.classify import classify_pcm
+    from edgekit.models.model import load_model
 
     if args.top < 1:
         raise ConfigError("--top must be at least 1")

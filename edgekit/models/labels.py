@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from .errors import LabelsError
-from .graph import Graph, read_associated_file
+from edgekit.errors import LabelsError
+from edgekit.models.tflite import Graph, read_associated_file
 
 
 def parse_labels(text: str, source: str = "labels") -> tuple[str, ...]:

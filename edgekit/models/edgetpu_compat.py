@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgeTPUCompilerError
-from .graph import Graph, OperatorInfo
+from edgekit.errors import EdgeTPUCompilerError
+from edgekit.models.tflite import Graph, OperatorInfo
 
 CUSTOM_OP = "edgetpu-custom-op"
 INT8 = ("int8", "uint8")

@@ -1,7 +1,7 @@
 """A loaded model: what it takes (waveform, log-mel patch, image), what it gives, its labels.
 
-Loading checks the file in Python first (:mod:`edgekit.graph`), then builds a throw-away
-interpreter in a forked child (:func:`edgekit.runtime.probe`), and only then loads it in this
+Loading checks the file in Python first (:mod:`edgekit.models.tflite`), then builds a throw-away
+interpreter in a forked child (:func:`edgekit.models.runtime.probe`), and only then loads it in this
 process: no model file, however broken, can take the process down.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (
+from edgekit.errors import (
     EdgekitError,
     EdgeTPUError,
     ModelFileError,
@@ -21,12 +21,12 @@ from .errors import (
     LabelsError,
     UnsupportedModelError,
 )
-from .frontend.fixed import InputQuant
-from .graph import Graph, read_graph_file
-from .labels import embedded_labels, find_sidecar_labels, load_labels
-from .params import FeatureParams
-from .paths import resolve_model
-from .runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
+from edgekit.quant import InputQuant
+from edgekit.models.tflite import Graph, read_graph_file
+from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.params import FeatureParams
+from edgekit.models.paths import resolve_model
+from edgekit.models.runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
 
 WAVEFORM, LOGMEL, IMAGE = "waveform", "log-mel", "image"
 
