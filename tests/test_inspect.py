@@ -146,7 +146,7 @@ def test_every_table_entry_is_a_tflite_builtin():
 
 
 def test_json_output_keys(models_dir, capsys):
-    from edgekit.bench.macs import count_file
+    from edgekit.models.macs import count_file
 
     assert cli("inspect", str(models_dir / "mobilenet_v1_0.25_128_quant.tflite"), "--json") == 0
     r = json.loads(capsys.readouterr().out)

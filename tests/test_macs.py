@@ -21,7 +21,7 @@ from dataclasses import replace
 import pytest
 
 from edgekit import cli
-from edgekit.bench.macs import (
+from edgekit.models.macs import (
     ModelCost, count_file, count_graph, mobilenet_v1_table, separable_conv_macs,
     standard_conv_macs, table_macs, table_params, yamnet_table,
 )

@@ -30,7 +30,7 @@ from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, i
 from edgekit.params import FeatureParams
 from edgekit.models.paths import resolve_model
 from edgekit.models.runtime import make_interpreter, parse_device, probe
-from edgekit.bench import macs
+from edgekit.models import macs
 
 HOPS = (0.48, 0.1)  # streaming hops for --pipeline: YAMNet's own, and a 10 Hz detector
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
