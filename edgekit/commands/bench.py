@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
     p.add_argument("--input", type=Path, help="audio file for audio models, or a picture for image models "
                                               "(default: the shared speech.wav / grace_hopper.bmp)")
     p.add_argument("--data", type=Path, help="folder with audio/ and models/ test data "
-                                             "(default $EDGEKIT_TEST_DATA or ../shared/data)")
+                                             "(default $EDGEKIT_TEST_DATA; without it, synthetic inputs)")
     p.add_argument("--json", metavar="PATH|-", help="write the record as JSON ('-': stdout)")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown report")
     p.add_argument("--plot", metavar="PATH.png", help="write a PNG of the latency distributions")
