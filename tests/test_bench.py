@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgekit.bench import report, runner
-from edgekit.bench.device_info import governor, governor_warning, host_label
+from edgekit.machine import governor, governor_warning, host_label
 from edgekit.commands import bench
 from edgekit.errors import ConfigError
 

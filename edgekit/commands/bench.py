@@ -2,7 +2,7 @@
 ``edgekit bench compare A.json B.json``: two recorded runs side by side.
 
 The measuring lives in :mod:`edgekit.bench.runner`, the machine description in
-:mod:`edgekit.bench.device_info`, the tables and plots in :mod:`edgekit.bench.report`.
+:mod:`edgekit.machine`, the tables and plots in :mod:`edgekit.bench.report`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def run(args) -> int:
     if args.models and args.models[0] == "compare" and not Path("compare").exists():
         return _compare(args)
     from edgekit.bench import report
-    from edgekit.bench.device_info import describe
+    from edgekit.machine import describe
     from edgekit.bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
     from edgekit.models.runtime import parse_device
 
