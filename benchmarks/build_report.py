@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgekit.audio.files import read_audio  # noqa: E402
-from edgekit.models.macs import count_file, mobilenet_v1_table, table_macs, table_params, yamnet_table  # noqa: E402
+from edgekit.models.architectures import mobilenet_v1_table, table_macs, table_params, yamnet_table  # noqa: E402
+from edgekit.models.macs import count_file  # noqa: E402
 from edgekit.build import BuildRequest, build  # noqa: E402
 from edgekit.build.representative import AUDIO_SUFFIXES, image_crops  # noqa: E402
 from edgekit.build.transplant import image_agreement, official_agreement  # noqa: E402

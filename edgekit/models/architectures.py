@@ -207,3 +207,36 @@ def arch_for(family: str, alpha: float = 1.0, resolution: int | None = None) -> 
     if family == "yamnet":
         return yamnet(alpha)
     return FAMILIES[family](alpha, resolution or 224)
+
+
+# --- as MAC tables (the analytic cost model's rows) ----------------------------------------
+
+
+def mobilenet_v1_table(alpha: float, resolution: int, classes: int = 1001) -> tuple[LayerCost, ...]:
+    """The rows of Table 2 for width ``alpha`` and a ``resolution``² RGB input.
+
+    The rows of :func:`mobilenet_v1`, the one copy of the table, which ``edgekit models build``
+    also builds from. Channels are ``max(int(c·alpha), 8)`` as in TF-slim's mobilenet_v1.py,
+    the code the published .tflite files come from (Keras uses ``int(c·alpha)``, no floor); for α in {0.25, 0.5, 0.75, 1.0}
+    both give the same channels. ``classes=1001`` (a background class) matches the model zoo;
+    the paper's table has 1000.
+    """
+    return mobilenet_v1(alpha, resolution, classes).cost_rows()
+
+
+def yamnet_table(alpha: float = 1.0) -> tuple[LayerCost, ...]:
+    """YAMNet's body (Table 3): MobileNet v1 on a 96×64×1 log-mel patch, 521 classes.
+
+    Table 3 gives the first filter as 3×3×3×32, copied from the image model; on a one-channel
+    patch it is 3×3×1×32, as in the graph.
+    """
+    return yamnet(alpha).cost_rows()
+
+
+def table_macs(rows) -> int:
+    return sum(r.macs for r in rows)
+
+
+def table_params(rows, biases: bool = True) -> int:
+    """Weights, plus one bias per output channel unless ``biases=False`` (the paper's count)."""
+    return sum(r.weights + (r.biases if biases else 0) for r in rows)

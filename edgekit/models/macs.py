@@ -1,4 +1,7 @@
-"""Multiply-accumulates (MACs) and parameters of a .tflite graph, and the MobileNet cost model.
+"""Multiply-accumulates (MACs) and parameters of a .tflite graph, and the separable-conv cost formulas.
+
+The MobileNet v1 and YAMNet tables these are checked against are the architecture specs' rows
+(:func:`edgekit.models.architectures.mobilenet_v1_table`).
 
 What counts as a MAC
     Only products of activations with learned weights, as in the MobileNet paper's "Mult-Adds":
@@ -311,38 +314,3 @@ def standard_conv_macs(d_k, m: int, n: int, d_f) -> int:
 def separable_conv_macs(d_k, m: int, n: int, d_f) -> int:
     """D_K²·M·D_F² (depthwise) + M·N·D_F² (pointwise)."""
     return _area(d_k) * m * _area(d_f) + m * n * _area(d_f)
-
-
-def mobilenet_v1_table(alpha: float, resolution: int, classes: int = 1001) -> tuple[LayerCost, ...]:
-    """The rows of Table 2 for width ``alpha`` and a ``resolution``² RGB input.
-
-    The rows are those of the architecture spec (:mod:`edgekit.models.architectures`, the one
-    copy of the table, which ``edgekit models build`` also builds from). Channels are
-    ``max(int(c·alpha), 8)`` as in TF-slim's mobilenet_v1.py, the code the published .tflite
-    files come from (Keras uses ``int(c·alpha)``, no floor); for α in {0.25, 0.5, 0.75, 1.0}
-    both give the same channels. ``classes=1001`` (a background class) matches the model zoo;
-    the paper's table has 1000.
-    """
-    from edgekit.models.architectures import mobilenet_v1
-
-    return mobilenet_v1(alpha, resolution, classes).cost_rows()
-
-
-def yamnet_table(alpha: float = 1.0) -> tuple[LayerCost, ...]:
-    """YAMNet's body (Table 3): MobileNet v1 on a 96×64×1 log-mel patch, 521 classes.
-
-    Table 3 gives the first filter as 3×3×3×32, copied from the image model; on a one-channel
-    patch it is 3×3×1×32, as in the graph.
-    """
-    from edgekit.models.architectures import yamnet
-
-    return yamnet(alpha).cost_rows()
-
-
-def table_macs(rows) -> int:
-    return sum(r.macs for r in rows)
-
-
-def table_params(rows, biases: bool = True) -> int:
-    """Weights, plus one bias per output channel unless ``biases=False`` (the paper's count)."""
-    return sum(r.weights + (r.biases if biases else 0) for r in rows)
