@@ -157,16 +157,13 @@ def load_weights_file(model, path) -> None:
 def transplant_tflite(model, path) -> tuple[str, ...] | None:
     """Load a quantised .tflite's weights into ``model``; returns the labels it carries (embedded,
     or a labels file beside it), so the rebuilt model names its classes the same way."""
-    from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+    from edgekit.models.labels import model_labels
 
     graph, data = load_tflite_layers(model, path)
-    labels = embedded_labels(graph, data)
-    if labels is None and (sidecar := find_sidecar_labels(Path(path))) is not None:
-        try:
-            labels = load_labels(sidecar)
-        except LabelsError:
-            pass  # labels are a convenience here; the weights are what was asked for
-    return labels
+    try:
+        return model_labels(Path(path), graph, data)[0]
+    except LabelsError:
+        return None  # labels are a convenience here; the weights are what was asked for
 
 
 def transplant_official(model, official: str = "yamnet") -> tuple[str, ...] | None:
