@@ -186,20 +186,23 @@ def official_agreement(rebuilt, official, spectra, recordings: dict, params=None
     only the two int8 bodies differ.
     ``official`` is loaded with :func:`edgekit.proof.load_official`; ``spectra`` may be None.
     """
-    from edgekit.frontend import reference
+    from edgekit.listen import listen_pcm
     from edgekit.params import FeatureParams
     from edgekit.proof import Agreement, compare, official_logmel
 
     params = params or FeatureParams()
     sums: dict[str, list] = {}
+
+    def scores(model, pcm):  # edgekit's side: the one path the daemon runs
+        return np.stack([w.scores for w in listen_pcm(model, pcm, frontend="float", params=params)])
+
     for pcm in recordings.values():
         feats, official_scores = official_logmel(official, pcm, params)
-        patches = reference.waveform_to_patches(pcm, params)
-        ours = np.stack([rebuilt.run(p) for p in patches])
+        ours = scores(rebuilt, pcm)
         pairs = {"yamnet.tflite": (official_scores, ours),
                  "official log-mel in": (official_scores, np.stack([rebuilt.run(f) for f in feats]))}
         if spectra is not None:
-            pairs["yamnet_spectra_in.tflite"] = (np.stack([spectra.run(p) for p in patches]), ours)
+            pairs["yamnet_spectra_in.tflite"] = (scores(spectra, pcm), ours)
         for key, (a, b) in pairs.items():
             agree, delta = compare(a, b)
             s = sums.setdefault(key, [0, 0, 0.0])
