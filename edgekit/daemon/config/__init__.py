@@ -92,7 +92,8 @@ def model_labels(data: dict, base_dir: str | os.PathLike | None = None) -> tuple
     For ``edgekit config check``, which may run where the model is not installed yet: a class
     map where the model would be is good enough, and no labels at all only skips that check.
     """
-    from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+    from edgekit.models.labels import find_sidecar_labels, load_labels
+    from edgekit.models.labels import model_labels as resolve_labels
     from edgekit.models.paths import model_dirs, resolve_model
     from edgekit.models.tflite import read_graph_file
 
@@ -114,13 +115,7 @@ def model_labels(data: dict, base_dir: str | os.PathLike | None = None) -> tuple
                 if sidecar:
                     return load_labels(sidecar), f"labels from {sidecar}"
             return None, f"labels not checked: {exc}"
-        graph, blob = read_graph_file(path)
-        names = embedded_labels(graph, blob)
-        if names:
-            return names, f"labels from {path}"
-        sidecar = find_sidecar_labels(path)
-        if sidecar:
-            return load_labels(sidecar), f"labels from {sidecar}"
-        return None, f"labels not checked: {path} has no labels and no class map beside it"
+        names, where = resolve_labels(path, *read_graph_file(path))
+        return names, f"labels from {where}" if names else f"labels not checked: {where}"
     except EdgekitError as exc:
         return None, f"labels not checked: {exc}"
