@@ -7,7 +7,7 @@
 Rows (one process, interleaved: every round calls every case once, in a shuffled order; medians):
 
 - **in-graph front end**: ``yamnet.tflite`` (waveform in) minus ``yamnet_spectra_in.tflite``
-  (log-mel in, the same int8 body), both loaded with ``edgekit.model.load_model(path, "cpu:1")``:
+  (log-mel in, the same int8 body), both loaded with ``edgekit.models.model.load_model(path, "cpu:1")``:
   the difference of their median ``invoke`` times. It recomputes the whole 0.975 s window on every
   call, so its cost per streaming hop is its cost per window.
 - **float** / **fixed point**, per patch: ``reference.waveform_to_patches`` and
@@ -61,7 +61,7 @@ from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.frontend import reference  # noqa: E402
 from edgekit.frontend.fixed import FixedFrontend  # noqa: E402
 from edgekit.frontend.stream import StreamingFrontend  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
 
 BEFORE = "958a339"  # the front end before the exact-BLAS rewrite (radix-2 int64 FFT, einsum mel)
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(text)
     if args.json:
-        from edgekit.bench.device_info import describe
+        from edgekit.machine import describe
 
         record = {
             "label": "front end cost: edgekit float/fixed vs the log-mel inside yamnet.tflite",

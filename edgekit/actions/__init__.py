@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Protocol
 
-from ..events import Event
-from ..settings import Config
+from edgekit.detect.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +100,24 @@ class Actions:
         self.close()
 
 
-def build_actions(config: Config) -> Actions:
-    """Every action the config asks for; raises an ActionError subclass when one cannot start."""
+def build_actions(config) -> Actions:
+    """Every action the config asks for; raises an ActionError subclass when one cannot start.
+
+    ``config``: the daemon's :class:`~edgekit.daemon.settings.Config`, or anything with its
+    ``rules``, ``gpio``, ``mqtt`` and ``log`` (not imported: the daemon is the layer above).
+    """
     built: list[Action] = []
     try:
         if config.log is not None:
-            from .eventlog import EventLog
+            from edgekit.actions.eventlog import EventLog
 
             built.append(EventLog(config.log))
         if any(rule.gpio is not None for rule in config.rules):
-            from .gpio import GpioOutputs
+            from edgekit.actions.gpio import GpioOutputs
 
             built.append(GpioOutputs(config.rules, config.gpio))
         if config.mqtt is not None and any(rule.mqtt for rule in config.rules):
-            from .mqtt import MqttPublisher
+            from edgekit.actions.mqtt import MqttPublisher
 
             built.append(MqttPublisher(config.mqtt, config.rules))
     except BaseException:

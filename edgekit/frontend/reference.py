@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..params import FeatureParams
-from .spectrum import PCM_BITS, WEIGHT_BITS, MelSums
+from edgekit.frontend.spectrum import PCM_BITS, WEIGHT_BITS, MelSums
+from edgekit.params import FeatureParams
 
 
 def hertz_to_mel(f_hz):

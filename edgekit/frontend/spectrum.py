@@ -55,9 +55,9 @@ import threading
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..params import FeatureParams
-from . import tables
+from edgekit.errors import ConfigError
+from edgekit.params import FeatureParams
+from edgekit.frontend import tables
 
 COEF_BITS = 30  # DFT coefficients (window * twiddle)
 WEIGHT_BITS = 20  # mel weights

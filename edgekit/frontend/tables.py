@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..params import FeatureParams
+from edgekit.errors import ConfigError
+from edgekit.params import FeatureParams
 
 _DIGITS = 60
 _PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494459230781640628620899863")
