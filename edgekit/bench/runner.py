@@ -25,7 +25,8 @@ from edgekit.frontend import reference
 from edgekit.frontend.fixed import FixedFrontend, InputQuant, quantise
 from edgekit.frontend.stream import StreamingFrontend, StreamingWindows
 from edgekit.models.tflite import read_graph_file
-from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.inspection import output_kind
+from edgekit.models.labels import find_labels
 from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
 from edgekit.params import FeatureParams
 from edgekit.models.paths import resolve_model
@@ -47,6 +48,7 @@ class Settings:
     pipeline_seconds: float = 30.0
     input: Path | None = None
     data_dir: Path | None = None
+    labels: Path | None = None  # --labels: one class map for every model
 
 
 def default_data_dir() -> Path | None:
@@ -321,14 +323,13 @@ def _cost(graph, path: Path) -> dict:
     return {"macs": None, "params": None, "macs_note": note}
 
 
-def _labels(graph, data: bytes, path: Path) -> tuple[str, ...] | None:
+def _labels(graph, data: bytes, path: Path, explicit: Path | None = None) -> tuple[str, ...] | None:
+    # A --labels file that does not fit is an error row; a found one that does not fit: no labels.
     try:
-        names = embedded_labels(graph, data)
-        if names is None:
-            sidecar = find_sidecar_labels(path)
-            names = load_labels(sidecar) if sidecar else None
-        return names
+        return find_labels(graph, data, path, explicit)[0]
     except EdgekitError:
+        if explicit is not None:
+            raise
         return None
 
 
@@ -372,7 +373,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         t0 = time.perf_counter_ns()
         loaded = make_interpreter(data, dev, xnnpack=bool(xnnpack), source=str(path))
         row["init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 4)
-        labels = _labels(graph, data, path)
+        labels = _labels(graph, data, path, settings.labels)
         try:
             model = Model(path, graph, loaded, labels)
         except LabelsError:
@@ -414,7 +415,9 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         }
     scores = model.run(inp.value)  # the same input once more, untimed, for a sanity check
     top = int(np.argmax(scores))
-    row["top1"] = {"index": top, "label": model.labels[top], "score": round(float(scores[top]), 4)}
+    # "score" only where the graph makes one (SOFTMAX/LOGISTIC): a logit printed as 0.29 reads as 29 %.
+    row["top1"] = {"index": top, "label": model.labels[top], "output": output_kind(graph),
+                   "score": round(float(scores[top]), 4)}
     if settings.pipeline and model.kind in (LOGMEL, WAVEFORM):
         pcm, name, synthetic = load_audio(settings)
         row["pipeline"] = bench_pipeline(model, pcm, name, synthetic, settings.pipeline_seconds)

@@ -1,1 +1,24 @@
 """One module per ``edgekit`` subcommand: HELP, add_arguments(parser), run(args) -> int."""
+
+LABELS_HELP = ("class map CSV or labels .txt (default: the model's own, one beside it, or for a model "
+               "without metadata with 521 or 1001 outputs yamnet_class_map.csv or imagenet_labels.txt "
+               "from the model directories)")
+
+
+def add_model_arguments(p, model_help: str = "a .tflite path or a model name (e.g. yamnet)") -> None:
+    """MODEL and --labels, the same in every command that reads one model."""
+    p.add_argument("model", help=model_help)
+    p.add_argument("--labels", metavar="FILE", help=LABELS_HELP)
+
+
+def labels_of(graph, data, path, explicit) -> tuple[tuple[str, ...] | None, str | None]:
+    """The model's labels as load_model finds them; a bad --labels file is an error, a bad found one is none."""
+    from edgekit.errors import EdgekitError
+    from edgekit.models.labels import find_labels
+
+    try:
+        return find_labels(graph, data, path, explicit)
+    except EdgekitError:
+        if explicit is not None:
+            raise
+        return None, None

@@ -71,3 +71,48 @@ def find_sidecar_labels(model_path: Path) -> Path | None:
         if name and (model_path.parent / name).is_file():
             return model_path.parent / name
     return None
+
+
+# Class maps known by their length. A model without metadata whose output has this many classes
+# (YAMNet copied or converted under another name, an ImageNet classifier) uses the one that
+# `edgekit models pull` put in a model directory.
+KNOWN_CLASS_MAPS = {521: "yamnet_class_map.csv", 1001: "imagenet_labels.txt"}
+
+
+def output_classes(graph: Graph) -> int:
+    """How many scores the model's (first) output holds."""
+    return graph.output_tensors()[0].elements if graph.outputs else 0
+
+
+def find_labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None,
+                dirs: list[Path] | None = None) -> tuple[tuple[str, ...] | None, str | None]:
+    """The model's class names and where they came from ("embedded" or a file), or (None, None).
+
+    In this order: ``explicit`` (``--labels``); the file embedded in the model; a class map beside
+    it (:func:`find_sidecar_labels`); a known class map of the same length beside it or in the
+    model directories. A file whose length differs from the model's output is an error.
+    """
+    from edgekit.models.paths import model_dirs
+
+    classes = output_classes(graph)
+    if explicit is not None:
+        return _fit(load_labels(explicit), classes, str(explicit)), str(explicit)
+    names = embedded_labels(graph, data)
+    if names is not None:
+        return names, "embedded"
+    sidecar = find_sidecar_labels(path)
+    if sidecar is not None:
+        return _fit(load_labels(sidecar), classes, str(sidecar)), str(sidecar)
+    known = KNOWN_CLASS_MAPS.get(classes)
+    if known:
+        for d in (path.parent, *(model_dirs() if dirs is None else dirs)):
+            if (d / known).is_file():
+                return _fit(load_labels(d / known), classes, str(d / known)), str(d / known)
+    return None, None
+
+
+def _fit(names: tuple[str, ...], classes: int, source: str) -> tuple[str, ...]:
+    if len(names) != classes:
+        raise LabelsError(f"{source}: {len(names)} labels for a model with {classes} outputs; "
+                          "pass the labels file that belongs to this model (--labels)")
+    return names

@@ -23,7 +23,7 @@ from edgekit.errors import (
 )
 from edgekit.quant import InputQuant
 from edgekit.models.tflite import Graph, read_graph_file
-from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.labels import find_labels
 from edgekit.params import FeatureParams
 from edgekit.models.paths import resolve_model
 from edgekit.models.runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
@@ -205,13 +205,7 @@ def load_model(
         return load_model(cpu_model, "cpu", labels=labels, xnnpack=xnnpack, params=params)
 
     try:
-        if labels is not None:
-            names = load_labels(labels)
-        else:
-            names = embedded_labels(graph, data)
-            if names is None:
-                sidecar = find_sidecar_labels(path)
-                names = load_labels(sidecar) if sidecar else None
+        names, _ = find_labels(graph, data, path, labels)
         return Model(path, graph, loaded, names, params)
     except (ValueError, RuntimeError, IndexError, KeyError) as exc:
         if isinstance(exc, EdgekitError):
