@@ -20,6 +20,8 @@ import pytest
 from edgekit.daemon import install as si
 from edgekit.errors import ConfigError
 
+from conftest import absent
+
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMD = ROOT / "systemd"
 UNIT = SYSTEMD / "edgekit.service"
@@ -64,7 +66,7 @@ def value(unit: dict, section: str, key: str) -> str | None:
 def systemd_analyze() -> str:
     exe = shutil.which("systemd-analyze")
     if not exe:
-        pytest.skip("systemd-analyze is not installed (install systemd to check the unit)")
+        absent("systemd-analyze is not installed (install systemd to check the unit)")
     return exe
 
 
@@ -255,7 +257,7 @@ def test_udev_rules_cover_both_usb_ids_and_apex():
 def test_udevadm_verify_rules():
     exe = shutil.which("udevadm")
     if not exe:
-        pytest.skip("udevadm is not installed (package udev); the syntax is checked by test_udev_rules_parse")
+        absent("udevadm is not installed (package udev; scripts/setup installs it)")
     probe = subprocess.run([exe, "verify", "--help"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip("this udevadm has no `verify` (systemd >= 254 needed); syntax checked by test_udev_rules_parse")
