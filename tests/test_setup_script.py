@@ -119,3 +119,10 @@ def test_scripts_test_says_when_it_installs_tensorflow(extras, has_tf, says, tmp
     r = subprocess.run([str(tmp_path / "scripts" / "test")], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert ("installing TensorFlow" in r.stderr and "1.3 GB" in r.stderr) == says
+
+
+def test_scripts_edgekit_does_not_nag_about_the_tests_packages(fake):
+    r, calls = fake("--system", FAKE_UID="1000", FAKE_MISSING="udev mosquitto", EDGEKIT_SETUP_QUIET="1")
+    assert (r.returncode, r.stderr) == (0, "")
+    r, calls = fake("--system", FAKE_UID="1000", FAKE_MISSING="python3-venv", EDGEKIT_SETUP_QUIET="1")
+    assert r.returncode == 1 and "sudo apt-get install -y --no-install-recommends python3-venv" in r.stderr
