@@ -115,7 +115,9 @@ YAMNET = "yamnet.tflite"
     (["classify", "--model", YAMNET, "--frontend", "fixed", "SPEECH"], "computes its own features"),
     (["bench", YAMNET, "--runs", "0", "-q"], "--runs"),
     (["bench", YAMNET, "--device", "tpu9", "-q"], "tpu9"),
-    (["bench", YAMNET, "--labels", "no_such_labels.txt", "-q"], "--labels"),
+    (["bench", YAMNET, "--labels", "no_such_labels.txt", "-q"], "argument --labels: no such file"),
+    (["macs", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
+    (["models", "inspect", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
     (["models", "build", "yamnet", "-o", "out.txt"], "must be a .tflite"),
     (["classify", "--no-such-option", "x.wav"], "unrecognized arguments"),  # argparse's own
 ])

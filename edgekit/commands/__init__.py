@@ -5,10 +5,25 @@ LABELS_HELP = ("class map CSV or labels .txt (default: the model's own, one besi
                "from the model directories)")
 
 
+def existing_file(text: str):
+    """An argparse type: a file that is there, or argparse's usage error (exit 2), as for any option."""
+    import argparse
+    from pathlib import Path
+
+    p = Path(text).expanduser()
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return p
+
+
+def add_labels_argument(p) -> None:
+    p.add_argument("--labels", metavar="FILE", type=existing_file, help=LABELS_HELP)
+
+
 def add_model_arguments(p, model_help: str = "a .tflite path or a model name (e.g. yamnet)") -> None:
     """MODEL and --labels, the same in every command that reads one model."""
     p.add_argument("model", help=model_help)
-    p.add_argument("--labels", metavar="FILE", help=LABELS_HELP)
+    add_labels_argument(p)
 
 
 def labels_of(graph, data, path, explicit) -> tuple[tuple[str, ...] | None, str | None]:

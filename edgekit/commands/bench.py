@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from edgekit.commands import LABELS_HELP
+from edgekit.commands import add_labels_argument
 from edgekit.errors import ConfigError
 
 HELP = "measure latency, FPS, init time and memory of models on the CPU or an Edge TPU"
@@ -22,7 +22,7 @@ _XNNPACK = {"on": [True], "off": [False], "both": [True, False]}
 def add_arguments(p) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite files or model names; or `compare A.json B.json` to compare two --json records")
-    p.add_argument("--labels", type=Path, metavar="FILE", help=LABELS_HELP)
+    add_labels_argument(p)
     p.add_argument("--device", default="cpu:1",
                    help="comma-separated devices: cpu, cpu:N (N threads), usb, usb:N, pci, pci:N "
                         "(default cpu:1: one thread, the most repeatable)")
@@ -82,8 +82,6 @@ def _check(args) -> None:
         raise ConfigError("--pipeline-seconds must be positive")
     if args.tolerance is not None and not 0 < args.tolerance < 10:
         raise ConfigError("--tolerance is a fraction, e.g. 0.3 for ±30 %")
-    if args.labels is not None and not args.labels.is_file():
-        raise ConfigError(f"--labels {args.labels}: no such file")
     if args.input is not None and not args.input.is_file():
         raise ConfigError(f"--input {args.input}: no such file")
 
