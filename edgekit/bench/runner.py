@@ -26,7 +26,7 @@ from edgekit.frontend.fixed import FixedFrontend, InputQuant, quantise
 from edgekit.frontend.stream import StreamingFrontend, StreamingWindows
 from edgekit.models.tflite import read_graph_file
 from edgekit.models.inspection import output_kind
-from edgekit.models.labels import find_labels
+from edgekit.models.labels import report_labels
 from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
 from edgekit.params import FeatureParams
 from edgekit.models.paths import resolve_model
@@ -323,16 +323,6 @@ def _cost(graph, path: Path) -> dict:
     return {"macs": None, "params": None, "macs_note": note}
 
 
-def _labels(graph, data: bytes, path: Path, explicit: Path | None = None) -> tuple[str, ...] | None:
-    # A --labels file that does not fit is an error row; a found one that does not fit: no labels.
-    try:
-        return find_labels(graph, data, path, explicit)[0]
-    except EdgekitError:
-        if explicit is not None:
-            raise
-        return None
-
-
 def empty_row(spec: str, device: str, xnnpack: bool | None) -> dict:
     """Every key a row can have, so a row that could not run still has the same schema."""
     return {
@@ -373,7 +363,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         t0 = time.perf_counter_ns()
         loaded = make_interpreter(data, dev, xnnpack=bool(xnnpack), source=str(path))
         row["init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 4)
-        labels = _labels(graph, data, path, settings.labels)
+        labels = report_labels(graph, data, path, settings.labels)[0]
         try:
             model = Model(path, graph, loaded, labels)
         except LabelsError:

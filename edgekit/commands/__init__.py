@@ -24,16 +24,3 @@ def add_model_arguments(p, model_help: str = "a .tflite path or a model name (e.
     """MODEL and --labels, the same in every command that reads one model."""
     p.add_argument("model", help=model_help)
     add_labels_argument(p)
-
-
-def labels_of(graph, data, path, explicit) -> tuple[tuple[str, ...] | None, str | None]:
-    """The model's labels as load_model finds them; a bad --labels file is an error, a bad found one is none."""
-    from edgekit.errors import EdgekitError
-    from edgekit.models.labels import find_labels
-
-    try:
-        return find_labels(graph, data, path, explicit)
-    except EdgekitError:
-        if explicit is not None:
-            raise
-        return None, None

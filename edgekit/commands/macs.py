@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_graph
-from edgekit.commands import add_model_arguments, labels_of
+from edgekit.commands import add_model_arguments
 
 HELP = "count multiply-accumulates (MACs) and parameters in a .tflite model's graph"
 
@@ -26,14 +26,14 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from edgekit.models.inspection import output_kind
-    from edgekit.models.labels import output_classes
+    from edgekit.models.labels import output_classes, report_labels
     from edgekit.models.paths import resolve_model
     from edgekit.models.tflite import read_graph_file
 
     path = resolve_model(args.model)
     graph, data = read_graph_file(path)
     cost = count_graph(graph, str(path))
-    names, source = labels_of(graph, data, path, args.labels)
+    names, source = report_labels(graph, data, path, args.labels)
     classes = {"count": output_classes(graph), "output_kind": output_kind(graph), "labels": source,
                "first": list(names[:5]) if names else None}
     if args.json:

@@ -14,7 +14,7 @@ import tflite
 from edgekit.models import edgetpu_compat as etc
 from edgekit.errors import EdgekitError
 from edgekit.models.tflite import Graph, TensorInfo, read_graph_file
-from edgekit.models.labels import find_labels
+from edgekit.models.labels import report_labels
 
 FIRST_LABELS = 5
 _WIDTH = 99
@@ -57,14 +57,8 @@ def _min_runtime(data: bytes, graph: Graph) -> str | None:
 
 def _labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None) -> dict | None:
     # What load_model would use: --labels, embedded, beside the model, or a known class map in
-    # the model directories. A --labels file that does not fit is the user's error; a found one
-    # that does not fit only loses this line of the report.
-    try:
-        names, source = find_labels(graph, data, path, explicit)
-    except EdgekitError:
-        if explicit is not None:
-            raise
-        return None
+    # the model directories.
+    names, source = report_labels(graph, data, path, explicit)
     if names is None:
         return None
     return {"source": source, "count": len(names), "first": list(names[:FIRST_LABELS])}

@@ -111,6 +111,18 @@ def find_labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | No
     return None, None
 
 
+def report_labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None
+                  ) -> tuple[tuple[str, ...] | None, str | None]:
+    """:func:`find_labels` for reports (inspect, macs, bench): a ``--labels`` file that does not fit
+    is the user's error and raises; a found one that does not fit only means no labels."""
+    try:
+        return find_labels(graph, data, path, explicit)
+    except LabelsError:
+        if explicit is not None:
+            raise
+        return None, None
+
+
 def _fit(names: tuple[str, ...], classes: int, source: str) -> tuple[str, ...]:
     if len(names) != classes:
         raise LabelsError(f"{source}: {len(names)} labels for a model with {classes} outputs; "
