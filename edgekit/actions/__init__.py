@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,12 @@ class Actions:
         self.close()
 
 
-def build_actions(config: Config) -> Actions:
-    """Every action the config asks for; raises an ActionError subclass when one cannot start."""
+def build_actions(config) -> Actions:
+    """Every action the config asks for; raises an ActionError subclass when one cannot start.
+
+    ``config``: the daemon's :class:`~edgekit.daemon.settings.Config`, or anything with its
+    ``rules``, ``gpio``, ``mqtt`` and ``log`` (not imported: the daemon is the layer above).
+    """
     built: list[Action] = []
     try:
         if config.log is not None:

@@ -1,6 +1,6 @@
 """``edgekit macs MODEL [--layers] [--json]``: MACs and parameters read from the .tflite graph.
 
-The counting rules live in :mod:`edgekit.bench.macs`; this module only formats. Tables fit a
+The counting rules live in :mod:`edgekit.models.macs`; this module only formats. Tables fit a
 100-column terminal and use ASCII ``x`` for ×, since a Pi's console may not be UTF-8.
 """
 
@@ -11,8 +11,8 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from edgekit.bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_graph
 from edgekit.commands import add_model_arguments
+from edgekit.models.macs import LayerCost, ModelCost, SeparablePair, Total, count_graph
 
 HELP = "count multiply-accumulates (MACs) and parameters in a .tflite model's graph"
 
@@ -33,8 +33,8 @@ def run(args) -> int:
     path = resolve_model(args.model)
     graph, data = read_graph_file(path)
     cost = count_graph(graph, str(path))
-    names, source = report_labels(graph, data, path, args.labels)
-    classes = {"count": output_classes(graph), "output_kind": output_kind(graph), "labels": source,
+    names, source = report_labels(path, graph, data, args.labels)
+    classes = {"count": output_classes(graph), "output_kind": output_kind(graph), "labels": source if names else None,
                "first": list(names[:5]) if names else None}
     if args.json:
         print(json.dumps({**to_json(cost, layers=args.layers), "classes": classes}, indent=2))
@@ -44,8 +44,8 @@ def run(args) -> int:
 
 
 def _classes_line(c: dict) -> str:
-    where = ("labels embedded" if c["labels"] == "embedded" else f"labels from {c['labels']}") if c["labels"] \
-        else "no labels found: pass --labels FILE"
+    where = ("labels " + c["labels"] if c["labels"].startswith("embedded") else f"labels from {c['labels']}") \
+        if c["labels"] else "no labels found: pass --labels FILE"
     return f"outputs: {c['count']:,} classes ({c['output_kind']}); {where}"
 
 

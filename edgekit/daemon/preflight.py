@@ -30,19 +30,20 @@ class ModelFacts:
     kind: str  # "waveform" or "log-mel"
     classes: int
     labels: tuple[str, ...]  # what the detector will see ("class N" where the model has none)
-    labels_source: str | None  # "embedded", a file, or None
+    labels_source: str | None  # "embedded in NAME", a file, or None
     config: Config  # the config with its rule labels checked against ``labels``
 
     def describe(self) -> str:
-        where = {None: "no labels: rules name classes as 'class N'", "embedded": "labels embedded"}.get(
-            self.labels_source, f"labels from {self.labels_source}")
+        src = self.labels_source
+        where = ("no labels: rules name classes as 'class N'" if src is None else
+                 f"labels {src}" if src.startswith("embedded") else f"labels from {src}")
         return f"model {self.path} ({self.kind}, {self.classes} classes; {where})"
 
 
 def preflight(config_path: str, cfg: Config) -> ModelFacts:
     """Everything about ``cfg.model`` that would stop ``run``, as a :class:`ConfigError`."""
     from edgekit.daemon.config import load_config
-    from edgekit.models.labels import find_labels, output_classes
+    from edgekit.models.labels import model_labels, output_classes
     from edgekit.models.model import IMAGE, LOGMEL, edgetpu_twin, input_kind, logmel_quant
     from edgekit.models.paths import resolve_model
     from edgekit.models.runtime import parse_device
@@ -67,10 +68,11 @@ def preflight(config_path: str, cfg: Config) -> ModelFacts:
         raise ModelConfigError(source, "model.device", f"{path.name} is compiled for the Edge TPU; set device = "
                                                        '"usb" or "pci", or use the CPU model it was compiled from')
     try:
-        names, labels_source = find_labels(graph, data, path, m.labels)
+        names, labels_source = model_labels(path, graph, data, m.labels)
     except LabelsError as exc:
         raise ModelConfigError(source, "model.labels", str(exc)) from None
     classes = output_classes(graph)
-    names = names or tuple(f"class {i}" for i in range(classes))  # as the loaded model names them
+    if names is None:
+        labels_source, names = None, tuple(f"class {i}" for i in range(classes))  # as the loaded model names them
     checked = load_config(config_path, labels=names)  # rule labels: the same call run makes
     return ModelFacts(path, kind, classes, names, labels_source, checked)

@@ -81,9 +81,9 @@ class Service:
 
     def _pipeline(self, cfg: Config, model):
         from edgekit.detect.detector import Detector
-        from edgekit.pipeline import Pipeline
+        from edgekit.detect.pipeline import Pipeline
 
-        detector = Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
+        detector = Detector([r.detection for r in cfg.rules], model.labels, cfg.audio.hop_seconds)
         return Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
 
     @staticmethod

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 
 _EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
 

@@ -22,7 +22,7 @@ _WIDTH = 99
 
 def _macs(graph: Graph, source: str) -> dict:
     try:
-        from edgekit.bench.macs import count_graph
+        from edgekit.models.macs import count_graph
     except ImportError:  # the counting module is optional to this report
         return {"macs": None, "params": None, "note": "MAC counting is not available"}
     try:
@@ -58,7 +58,7 @@ def _min_runtime(data: bytes, graph: Graph) -> str | None:
 def _labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None) -> dict | None:
     # What load_model would use: --labels, embedded, beside the model, or a known class map in
     # the model directories.
-    names, source = report_labels(graph, data, path, explicit)
+    names, source = report_labels(path, graph, data, explicit)
     if names is None:
         return None
     return {"source": source, "count": len(names), "first": list(names[:FIRST_LABELS])}
@@ -248,7 +248,7 @@ def text_report(r: dict) -> list[str]:
         # Class names hold commas ("Child speech, kid speaking"): separate them unambiguously.
         first = " | ".join(r["labels"]["first"])
         src = r["labels"]["source"]
-        if src != "embedded":
+        if not src.startswith("embedded"):
             beside = Path(src).parent.absolute() == Path(r["model"]).parent.absolute()
             src = f"from {Path(src).name} beside the model" if beside else f"from {src}"
         lines += _wrap(f"labels ({src}): {r['labels']['count']}: {first} | ...")

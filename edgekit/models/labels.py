@@ -84,43 +84,46 @@ def output_classes(graph: Graph) -> int:
     return graph.output_tensors()[0].elements if graph.outputs else 0
 
 
-def find_labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None,
-                dirs: list[Path] | None = None) -> tuple[tuple[str, ...] | None, str | None]:
-    """The model's class names and where they came from ("embedded" or a file), or (None, None).
+def model_labels(path: Path, graph: Graph, data: bytes, override: str | Path | None = None,
+                 dirs: list[Path] | None = None) -> tuple[tuple[str, ...] | None, str]:
+    """A model's class names and where they came from, in the one order every command uses:
+    a labels file the user names, the file embedded in the model's metadata, a class map beside
+    it, then a known class map of the model's length (:data:`KNOWN_CLASS_MAPS`) beside it or in
+    the model directories.
 
-    In this order: ``explicit`` (``--labels``); the file embedded in the model; a class map beside
-    it (:func:`find_sidecar_labels`); a known class map of the same length beside it or in the
-    model directories. A file whose length differs from the model's output is an error.
+    Returns ``(None, why)`` when there are none; a named file that cannot be read raises, and so
+    does a file whose length is not the model's.
     """
     from edgekit.models.paths import model_dirs
 
+    path = Path(path)
     classes = output_classes(graph)
-    if explicit is not None:
-        return _fit(load_labels(explicit), classes, str(explicit)), str(explicit)
+    if override is not None:
+        return _fit(load_labels(override), classes, str(override)), str(override)
     names = embedded_labels(graph, data)
     if names is not None:
-        return names, "embedded"
+        return names, f"embedded in {path.name}"
     sidecar = find_sidecar_labels(path)
     if sidecar is not None:
         return _fit(load_labels(sidecar), classes, str(sidecar)), str(sidecar)
     known = KNOWN_CLASS_MAPS.get(classes)
     if known:
-        for d in (path.parent, *(model_dirs() if dirs is None else dirs)):
+        for d in dict.fromkeys((path.parent, *(model_dirs() if dirs is None else dirs))):
             if (d / known).is_file():
                 return _fit(load_labels(d / known), classes, str(d / known)), str(d / known)
-    return None, None
+    return None, f"{path.name} carries no labels and no class map lies beside it or in the model directories"
 
 
-def report_labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None
-                  ) -> tuple[tuple[str, ...] | None, str | None]:
-    """:func:`find_labels` for reports (inspect, macs, bench): a ``--labels`` file that does not fit
-    is the user's error and raises; a found one that does not fit only means no labels."""
+def report_labels(path: Path, graph: Graph, data: bytes, override: str | Path | None = None
+                  ) -> tuple[tuple[str, ...] | None, str]:
+    """:func:`model_labels` for reports (inspect, macs, bench): a ``--labels`` file that does not
+    fit is the user's error and raises; a found one that does not fit only means no labels."""
     try:
-        return find_labels(graph, data, path, explicit)
-    except LabelsError:
-        if explicit is not None:
+        return model_labels(path, graph, data, override)
+    except LabelsError as exc:
+        if override is not None:
             raise
-        return None, None
+        return None, str(exc)
 
 
 def _fit(names: tuple[str, ...], classes: int, source: str) -> tuple[str, ...]:
