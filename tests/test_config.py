@@ -76,7 +76,7 @@ def test_example_config_check_cli_reads_labels_from_the_model(main, models_dir, 
     assert main(["config", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr()
     assert out.out == (f"{EXAMPLE}: ok (2 rules: smoke_alarm, glass_break)\n"
-                       f"  model {models_dir / 'yamnet.tflite'} (waveform, 521 classes; labels embedded)\n")
+                       f"  model {models_dir / 'yamnet.tflite'} (waveform, 521 classes; labels embedded in yamnet.tflite)\n")
     assert out.err == ""
 
 

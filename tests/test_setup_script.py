@@ -113,7 +113,8 @@ def test_scripts_test_says_when_it_installs_tensorflow(extras, has_tf, says, tmp
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").write_text(
         f'#!/bin/sh\ncase "$*" in *find_spec*) exit {0 if has_tf else 1};; esac\nexit 0\n')
-    for f in (tmp_path / "scripts" / "setup", tmp_path / ".venv" / "bin" / "python"):
+    (tmp_path / ".venv" / "bin" / "lint-imports").write_text("#!/bin/sh\nexit 0\n")
+    for f in (tmp_path / "scripts" / "setup", *(tmp_path / ".venv" / "bin").iterdir()):
         f.chmod(0o755)
     env = {**os.environ, "EDGEKIT_EXTRAS": extras}
     r = subprocess.run([str(tmp_path / "scripts" / "test")], env=env, capture_output=True, text=True, timeout=60)

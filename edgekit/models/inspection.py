@@ -61,6 +61,7 @@ def _labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None =
     names, source = report_labels(path, graph, data, explicit)
     if names is None:
         return None
+    source = "embedded" if source.startswith("embedded") else source  # the report names the model already
     return {"source": source, "count": len(names), "first": list(names[:FIRST_LABELS])}
 
 
@@ -248,7 +249,7 @@ def text_report(r: dict) -> list[str]:
         # Class names hold commas ("Child speech, kid speaking"): separate them unambiguously.
         first = " | ".join(r["labels"]["first"])
         src = r["labels"]["source"]
-        if not src.startswith("embedded"):
+        if src != "embedded":
             beside = Path(src).parent.absolute() == Path(r["model"]).parent.absolute()
             src = f"from {Path(src).name} beside the model" if beside else f"from {src}"
         lines += _wrap(f"labels ({src}): {r['labels']['count']}: {first} | ...")
