@@ -435,3 +435,10 @@ def test_bench_sanity_line_never_shows_a_logit_as_a_score():
     assert top1_text({"label": "Speech", "score": 0.93, "output": "probability"}) == "Speech 0.93"
     assert top1_text({"label": "Speech", "score": 3.2, "output": "logit"}) == "Speech (logit 3.2, not a score)"
     assert "scale unknown" in top1_text({"label": "Speech", "score": 0.29, "output": "unknown"})
+
+
+def test_a_compiled_model_s_output_is_read_from_its_cpu_twin(cache, models_dir, tmp_path):  # noqa: F811
+    assert inspect_file(models_dir / "yamnet_spectra_in_edgetpu.tflite")["output_kind"] == "probability"
+    alone = tmp_path / "yamnet_spectra_in_edgetpu.tflite"
+    alone.write_bytes((models_dir / alone.name).read_bytes())
+    assert inspect_file(alone)["output_kind"] == "unknown"

@@ -24,7 +24,7 @@ from edgekit.errors import ConfigError, EdgekitError, ExtraNotInstalledError, La
 from edgekit.frontend import reference
 from edgekit.quant import InputQuant, quantise
 from edgekit.models.tflite import read_graph_file
-from edgekit.models.inspection import output_kind
+from edgekit.models.inspection import model_output_kind
 from edgekit.models.labels import report_labels
 from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
 from edgekit.models.paths import resolve_model
@@ -380,7 +380,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
     scores = model.run(inp.value)  # the same input once more, untimed, for a sanity check
     top = int(np.argmax(scores))
     # "score" only where the graph makes one (SOFTMAX/LOGISTIC): a logit printed as 0.29 reads as 29 %.
-    row["top1"] = {"index": top, "label": model.labels[top], "output": output_kind(graph),
+    row["top1"] = {"index": top, "label": model.labels[top], "output": model_output_kind(graph, path),
                    "score": round(float(scores[top]), 4)}
     if settings.pipeline and model.kind in (LOGMEL, WAVEFORM):
         pcm, name, synthetic = load_audio(settings)

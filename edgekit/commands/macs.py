@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from edgekit.models.inspection import output_kind
+    from edgekit.models.inspection import model_output_kind
     from edgekit.models.labels import output_classes, report_labels
     from edgekit.models.paths import resolve_model
     from edgekit.models.tflite import read_graph_file
@@ -34,7 +34,7 @@ def run(args) -> int:
     graph, data = read_graph_file(path)
     cost = count_graph(graph, str(path))
     names, source = report_labels(path, graph, data, args.labels)
-    classes = {"count": output_classes(graph), "output_kind": output_kind(graph), "labels": source if names else None,
+    classes = {"count": output_classes(graph), "output_kind": model_output_kind(graph, path), "labels": source if names else None,
                "first": list(names[:5]) if names else None}
     if args.json:
         print(json.dumps({**to_json(cost, layers=args.layers), "classes": classes}, indent=2))

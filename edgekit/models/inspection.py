@@ -87,6 +87,19 @@ def output_kind(graph: Graph) -> str:
     return "unknown"
 
 
+def model_output_kind(graph: Graph, path: Path) -> str:
+    """:func:`output_kind`, looking through a compiled Edge TPU op at the CPU model it came from."""
+    kind = output_kind(graph)
+    if kind == "unknown" and graph.is_edgetpu:
+        twin = _find_twin(Path(path))
+        if twin is not None:
+            try:
+                kind = output_kind(read_graph_file(twin)[0])
+            except EdgekitError:
+                pass
+    return kind
+
+
 def _tensor(t: TensorInfo) -> dict:
     q = None
     if t.quantized:
@@ -179,7 +192,7 @@ def inspect_file(path: str | Path, labels: str | Path | None = None) -> dict:
         "cost": _macs(graph, str(p)),
         "metadata": list(graph.metadata_names),
         "associated_files": list(graph.associated_files),
-        "output_kind": output_kind(graph),
+        "output_kind": model_output_kind(graph, p),
         "labels": _labels(graph, data, p, labels),
         "edgetpu": edgetpu_section(graph, p),
     }
@@ -214,7 +227,8 @@ def _ops(items: list[dict]) -> str:
 
 _OUTPUT_KINDS = {"probability": "scores in [0, 1] (the graph ends in SOFTMAX or LOGISTIC)",
                  "logit": "logits (no SOFTMAX or LOGISTIC at the end): not scores in [0, 1]",
-                 "unknown": "values of unknown scale (they come out of a compiled Edge TPU op)"}
+                 "unknown": "values of unknown scale (they come out of a compiled Edge TPU op, and its CPU "
+                            "model is not beside it)"}
 
 
 def text_report(r: dict) -> list[str]:
