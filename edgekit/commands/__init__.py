@@ -12,7 +12,8 @@ def existing_file(text: str):
 
     p = Path(text).expanduser()
     if not p.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
+        where = "" if p.is_absolute() else f" (looked for {p.absolute()})"
+        raise argparse.ArgumentTypeError(f"no such file: {text}{where}")
     return p
 
 
