@@ -24,7 +24,8 @@ from edgekit.errors import ConfigError, EdgekitError, ExtraNotInstalledError, La
 from edgekit.frontend import reference
 from edgekit.quant import InputQuant, quantise
 from edgekit.models.tflite import read_graph_file
-from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.inspection import model_output_kind
+from edgekit.models.labels import report_labels
 from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
 from edgekit.models.paths import resolve_model
 from edgekit.models.runtime import make_interpreter, parse_device, probe
@@ -45,6 +46,7 @@ class Settings:
     pipeline_seconds: float = 30.0
     input: Path | None = None
     data_dir: Path | None = None
+    labels: Path | None = None  # --labels: one class map for every model
 
 
 def default_data_dir(env: dict | None = None) -> Path | None:
@@ -295,17 +297,6 @@ def _cost(graph, path: Path) -> dict:
     return {"macs": None, "params": None, "macs_note": note}
 
 
-def _labels(graph, data: bytes, path: Path) -> tuple[str, ...] | None:
-    try:
-        names = embedded_labels(graph, data)
-        if names is None:
-            sidecar = find_sidecar_labels(path)
-            names = load_labels(sidecar) if sidecar else None
-        return names
-    except EdgekitError:
-        return None
-
-
 def empty_row(spec: str, device: str, xnnpack: bool | None) -> dict:
     """Every key a row can have, so a row that could not run still has the same schema."""
     return {
@@ -346,7 +337,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         t0 = time.perf_counter_ns()
         loaded = make_interpreter(data, dev, xnnpack=bool(xnnpack), source=str(path))
         row["init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 4)
-        labels = _labels(graph, data, path)
+        labels = report_labels(path, graph, data, settings.labels)[0]
         try:
             model = Model(path, graph, loaded, labels)
         except LabelsError:
@@ -388,7 +379,9 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         }
     scores = model.run(inp.value)  # the same input once more, untimed, for a sanity check
     top = int(np.argmax(scores))
-    row["top1"] = {"index": top, "label": model.labels[top], "score": round(float(scores[top]), 4)}
+    # "score" only where the graph makes one (SOFTMAX/LOGISTIC): a logit printed as 0.29 reads as 29 %.
+    row["top1"] = {"index": top, "label": model.labels[top], "output": model_output_kind(graph, path),
+                   "score": round(float(scores[top]), 4)}
     if settings.pipeline and model.kind in (LOGMEL, WAVEFORM):
         pcm, name, synthetic = load_audio(settings)
         row["pipeline"] = bench_pipeline(model, pcm, name, synthetic, settings.pipeline_seconds)

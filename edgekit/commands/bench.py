@@ -8,10 +8,10 @@ The measuring lives in :mod:`edgekit.bench.runner`, the machine description in
 from __future__ import annotations
 
 import os
-
 import sys
 from pathlib import Path
 
+from edgekit.commands import add_labels_argument
 from edgekit.errors import ConfigError
 
 HELP = "measure latency, FPS, init time and memory of models on the CPU or an Edge TPU"
@@ -22,6 +22,7 @@ _XNNPACK = {"on": [True], "off": [False], "both": [True, False]}
 def add_arguments(p) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite files or model names; or `compare A.json B.json` to compare two --json records")
+    add_labels_argument(p)
     p.add_argument("--device", default="cpu:1",
                    help="comma-separated devices: cpu, cpu:N (N threads), usb, usb:N, pci, pci:N "
                         "(default cpu:1: one thread, the most repeatable)")
@@ -114,7 +115,7 @@ def run(args) -> int:
         runs=args.runs if args.runs is not None else (None if args.seconds else 100),
         warmup=args.warmup, seconds=args.seconds, check_overhead=args.check_overhead,
         pipeline=args.pipeline, pipeline_seconds=args.pipeline_seconds, input=args.input,
-        data_dir=args.data or default_data_dir(),
+        data_dir=args.data or default_data_dir(), labels=args.labels,
     )
     machine = describe()
     factory, say = _progress(args.quiet)

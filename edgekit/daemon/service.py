@@ -18,6 +18,7 @@ from dataclasses import replace
 from edgekit.errors import AudioError, EdgekitError
 from edgekit.detect.events import Event
 from edgekit.daemon.notify import Notifier
+from edgekit.daemon.preflight import preflight
 from edgekit.params import FeatureParams
 from edgekit.daemon.settings import Config
 
@@ -106,6 +107,7 @@ class Service:
     def run(self) -> int:
         self._install_signals()
         cfg = self._load_config()  # syntax and values first, before the slow model load
+        preflight(self.config_path, cfg)  # what config check checks about the model: same refusals
         self.model = self._load_model(cfg)
         self.config = cfg = self._load_config(labels=self.model.labels)
         self.pipeline = self._pipeline(cfg, self.model)
