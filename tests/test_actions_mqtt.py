@@ -363,3 +363,58 @@ def test_build_actions_wires_mqtt(mosquitto):
         assert "connected, 1 sent" in actions.status() or wait_until(lambda: "1 sent" in actions.status())
     assert retained(mosquitto, "edgekit/dev10/availability") == "offline"
     sub.close()
+
+
+# --- reloads ----------------------------------------------------------------------------------
+
+def test_a_reload_with_the_same_mqtt_keeps_the_connection_and_the_state(mosquitto):
+    config = Config(rules=(SMOKE,), mqtt=settings(mosquitto, device_id="dev20", homeassistant_discovery=True))
+    sub = Subscriber(mosquitto, "edgekit/dev20/#", "homeassistant/binary_sensor/dev20/#")
+    actions = build_actions(config)
+    (pub,) = actions.actions
+    assert pub.wait_connected(5)
+    actions.handle(event("start"))
+    assert sub.wait("edgekit/dev20/state/smoke", 2) == ["OFF", "ON"]
+    connects = []
+    pub._client.on_connect = lambda *a: connects.append(a)  # a new connection would call it
+    reloaded = build_actions(Config(rules=(SMOKE, GLASS), mqtt=config.mqtt), previous=actions)
+    assert reloaded.actions == [pub] and pub.connected
+    # The new rule is announced; the sounding alarm stays ON: no OFF, no second start.
+    assert sub.wait("homeassistant/binary_sensor/dev20/glass/config")
+    assert sub.wait("edgekit/dev20/state/glass") == ["OFF"]
+    reloaded.handle(event("end"))
+    assert wait_until(lambda: sub.on("edgekit/dev20/state/smoke")[-1] == "OFF")
+    # The state may be re-published with the announcement, but never as OFF before the end.
+    assert sub.on("edgekit/dev20/state/smoke") in (["OFF", "ON", "OFF"], ["OFF", "ON", "ON", "OFF"])
+    assert not connects
+    reloaded.close()
+    sub.close()
+
+
+def test_a_reload_that_changes_mqtt_while_the_broker_is_down_loses_nothing(make_broker, caplog):
+    broker = make_broker(persistence=True)
+    sub = Subscriber(broker, "edgekit/#", client_id="watcher21", clean=False)
+    old = Config(rules=(SMOKE,), mqtt=settings(broker, device_id="dev21"))
+    actions = build_actions(old)
+    (pub,) = actions.actions
+    assert pub.wait_connected(5)
+    actions.handle(event("start", i=0))
+    assert sub.wait("edgekit/dev21/event/smoke")
+    broker.stop()
+    assert wait_until(lambda: not pub.connected)
+    for i in (1, 2):
+        actions.handle(event("end" if i == 1 else "start", i=i))
+    assert pub.queued == 2
+    new = Config(rules=(SMOKE,), mqtt=settings(broker, device_id="dev21", keepalive=20))
+    reloaded = build_actions(new, previous=actions)
+    (pub2,) = reloaded.actions
+    assert pub2 is not pub and pub2.queued == 2
+    broker.start()
+    assert pub2.flush(10), pub2.status()
+    assert wait_until(lambda: len(set(sub.on("edgekit/dev21/event/smoke"))) == 3, 10)
+    got = [json.loads(p)["stream_time"] for p in sub.on("edgekit/dev21/event/smoke")]
+    assert list(dict.fromkeys(got)) == [0.0, 1.0, 2.0]  # QoS 1: the broker may repeat one to us
+    assert sub.wait("edgekit/dev21/state/smoke", 2)[-1] == "ON"  # the carried state, not OFF
+    assert "not delivered" not in caplog.text
+    reloaded.close()
+    sub.close()
