@@ -137,7 +137,7 @@ def test_an_interactive_run_falls_back_to_the_user_state_dir(tmp_path, caplog, m
     assert elog.path == state / "events.jsonl" and len(read_lines(elog.path)) == 1
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert str(wanted) in warning and str(state / "events.jsonl") in warning and "not a systemd service" in warning
-    assert elog.describe() == f"events -> {state / 'events.jsonl'}"
+    assert elog.describe() == f"event log {state / 'events.jsonl'}"
     # Under systemd there is no fallback: the service writes where its config says, or fails.
     assert interactive_fallback({"INVOCATION_ID": "abc"}) is None
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))

@@ -417,10 +417,11 @@ def run_daemon(config, *args, env=None, signals_at=(), timeout=60):
 
 
 def test_sighup_in_the_first_moment_reloads_instead_of_killing(tmp_path, models_dir, audio_dir):
-    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "speech.wav"), hop=0.48)
-    rc, err = run_daemon(config, signals_at=[(0.3, signal.SIGHUP)])
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "dog.wav"), hop=0.48)
+    rc, err = run_daemon(config, signals_at=[(0.3, signal.SIGHUP), (6.0, signal.SIGINT)])
     assert rc == 0, err  # today: killed by SIGHUP (129), which systemd takes as a clean exit
     assert err.count("config reloaded") == 1 and "Traceback" not in err
+    assert "SIGINT received: stopping" in err and "replay finished" not in err  # stopped before the end
 
 
 def test_sigterm_during_start_up_exits_cleanly(tmp_path, models_dir, audio_dir):
@@ -437,10 +438,10 @@ def test_replay_says_where_events_go_and_sums_up(tmp_path, models_dir, audio_dir
     rc, err = run_daemon(config, "-v")
     assert rc == 0, err
     log_path = tmp_path / "events.jsonl"
-    assert f"events go to: events -> {log_path}; GPIO 17 (smoke_alarm, level)" in err
+    assert f"events go to: event log {log_path}; GPIO 17 (smoke_alarm, level)" in err
     summary = [ln for ln in err.splitlines() if "replay finished" in ln]
     assert len(summary) == 1
-    assert "23 windows" in summary[0] and "2 events (1 starts)" in summary[0] and str(log_path) in summary[0]
+    assert "23 windows" in summary[0] and "2 events (1 start, 1 end)" in summary[0] and str(log_path) in summary[0]
     # -v: each window's top scores.
     windows = [ln for ln in err.splitlines() if "edgekit.detect.detector: t=" in ln]
     assert len(windows) == 23 and any("Smoke detector, smoke alarm 0." in ln for ln in windows)
@@ -458,7 +459,7 @@ def test_an_interactive_run_writes_events_where_the_user_can(tmp_path, models_di
     assert rc == 0, err
     fallback = tmp_path / "state" / "edgekit" / "events.jsonl"
     assert [json.loads(x)["kind"] for x in fallback.read_text().splitlines()] == ["start", "end"]
-    assert f"events go to {fallback} instead" in err and f"events -> {fallback}" in err
+    assert f"events go to {fallback} instead" in err and f"event log {fallback}" in err
     # Under systemd, the configured path is the contract: no silent fallback.
     rc, err = run_daemon(config, env={**env, "INVOCATION_ID": "0123"})
     assert rc != 0 and "choose a writable [log] path" in err

@@ -86,7 +86,7 @@ class Actions:
                 log.exception("%s: close failed", type(action).__name__)
 
     def describe(self) -> str:
-        """Where events go, for the log at start: ``events -> /var/lib/...; MQTT ...; GPIO ...``."""
+        """Where events go, for the log at start: ``event log /var/lib/...; MQTT ...; GPIO ...``."""
         parts = [d() for d in (getattr(a, "describe", None) for a in self.actions) if d is not None]
         return "; ".join(parts) if parts else "nowhere (no [log], [mqtt] or GPIO actions configured)"
 

@@ -147,7 +147,7 @@ class EventLog:
                 self._drop_file()
 
     def describe(self) -> str:
-        return f"events -> {self.path}"
+        return f"event log {self.path}"
 
     def status(self) -> str:
         text = f"log {self.written} events"

@@ -56,8 +56,8 @@ class Service:
         self._silence_warned = False
         self._stop_reason: str | None = None
         self._ready = False
-        self._event_count = 0
-        self._earlier_windows = 0  # windows of pipelines a reload replaced
+        self._event_count = self._start_count = 0
+        self._earlier_windows = self._earlier_gated = 0  # counts of pipelines a reload replaced
 
     # -- control, callable from signal handlers and other threads ------------------------------
     def request_stop(self, signum=None, _frame=None) -> None:
@@ -187,10 +187,10 @@ class Service:
     def _summary(self) -> None:
         """One line at the end of a replayed file: what it amounted to, and where it went."""
         s = self.pipeline.stats
-        starts = sum(1 for e in self.events if e.kind == "start")
-        log.info("replay finished: %s, %.1f s of audio, %d windows (%d gated), %d events (%d starts); %s",
-                 self.source.describe(), self.stream_time, self._earlier_windows + s.windows, s.gated,
-                 self._event_count, starts, self.actions.describe())
+        n, starts = self._event_count, self._start_count
+        log.info("replay finished: %s, %.1f s of audio, %d windows (%d gated), %d event%s (%d start, %d end); "
+                 "written to: %s", self.source.describe(), self.stream_time, self._earlier_windows + s.windows,
+                 self._earlier_gated + s.gated, n, "" if n == 1 else "s", starts, n - starts, self.actions.describe())
 
     @property
     def stream_time(self) -> float:
@@ -202,6 +202,7 @@ class Service:
     def _dispatch(self, events) -> None:
         for ev in events:
             self._event_count += 1
+            self._start_count += ev.kind == "start"
             self.last_event = ev
             self.events.append(ev)
             del self.events[:-1000]
@@ -264,6 +265,7 @@ class Service:
             pipeline.detector = detector
         else:
             self._earlier_windows += self.pipeline.stats.windows
+            self._earlier_gated += self.pipeline.stats.gated
         self.config, self.model, self.pipeline, self.actions, self.source = new, model, pipeline, actions, source
         kept = f"; {len(carried)} unchanged rule(s) carried over" if carried else ""
         log.warning("config reloaded from %s: %d rule(s)%s", self.config_path, len(new.rules), kept)
