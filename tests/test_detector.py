@@ -176,14 +176,14 @@ def test_rules_are_independent_and_labels_are_checked():
 
 @pytest.fixture(scope="module")
 def windows(spectra_model, recordings):
-    from edgekit.classify import classify_pcm
+    from edgekit.listen import listen_pcm
     from edgekit.params import FeatureParams
 
     cache = {}
 
     def get(name: str, hop: float):
         if (name, hop) not in cache:
-            cache[name, hop] = classify_pcm(spectra_model, recordings[name], FeatureParams().with_hop(hop))
+            cache[name, hop] = listen_pcm(spectra_model, recordings[name], params=FeatureParams().with_hop(hop))
         return cache[name, hop]
 
     return get
@@ -312,11 +312,7 @@ def test_stream_offset_keeps_the_clock_counting():
     assert kinds(events) == [("start", 100.0), ("end", 101.0)]
 
 
-def test_debug_log_shows_each_windows_top_scores(caplog):
-    det = Detector([], LABELS, 1.0)
-    with caplog.at_level("DEBUG", logger="edgekit.detect.detector"):
-        det.update(window(smoke=0.7, speech=0.2), 0.0, 0.0, 3.0, dbfs=-20.0)
-        det.update(None, 0.0, 0.0, 4.0, dbfs=-80.0)
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines[0].startswith("t=3.00 s -20 dBFS: Smoke detector, smoke alarm 0.70, Speech 0.20")
-    assert "gated" in lines[1]
+def test_carry_over_can_be_narrowed_to_named_rules():
+    smoke, dog = rule(name="smoke"), rule(name="dog", labels=("Dog",))
+    old = Detector([smoke, dog], LABELS, 1.0)
+    assert Detector([smoke, dog], LABELS, 1.0).carry_over(old, names={"dog"}) == ("dog",)

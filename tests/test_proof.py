@@ -21,12 +21,10 @@ def official_run(recordings, official_model):
 
 
 def edgekit_scores(model, pcm, frontend):
-    if frontend == "float":
-        return np.stack([model.run(p) for p in reference.waveform_to_patches(pcm)])
-    from edgekit.frontend.fixed import FixedFrontend
+    """edgekit's side through the one path the daemon runs."""
+    from edgekit.listen import listen_pcm
 
-    codes = FixedFrontend(model.input_quant).waveform_to_codes(pcm)
-    return np.stack([model.run_codes(c) for c in codes])
+    return np.stack([w.scores for w in listen_pcm(model, pcm, frontend=frontend)])
 
 
 @pytest.mark.parametrize("frontend,target", [("float", 0.99), ("fixed", 0.98)])

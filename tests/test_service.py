@@ -443,7 +443,7 @@ def test_replay_says_where_events_go_and_sums_up(tmp_path, models_dir, audio_dir
     assert len(summary) == 1
     assert "23 windows" in summary[0] and "2 events (1 start, 1 end)" in summary[0] and str(log_path) in summary[0]
     # -v: each window's top scores.
-    windows = [ln for ln in err.splitlines() if "edgekit.detect.detector: t=" in ln]
+    windows = [ln for ln in err.splitlines() if "edgekit.service: t=" in ln]
     assert len(windows) == 23 and any("Smoke detector, smoke alarm 0." in ln for ln in windows)
 
 

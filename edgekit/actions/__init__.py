@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +105,11 @@ class Actions:
         self.close()
 
 
-def build_actions(config: Config, previous: Actions | None = None, *, log_fallback=None) -> Actions:
+def build_actions(config, previous: Actions | None = None, *, log_fallback=None) -> Actions:
     """Every action the config asks for; raises an ActionError subclass when one cannot start.
 
+    ``config``: the daemon's :class:`~edgekit.daemon.settings.Config`, or anything with its
+    ``rules``, ``gpio``, ``mqtt`` and ``log`` (not imported: the daemon is the layer above).
     ``previous``: the running actions, on a reload. What did not change is reused, so a level
     GPIO output stays on, the MQTT connection stays up and the event log stays open; a changed
     ``[mqtt]`` gets a new publisher that takes over the old one's queued events and states.

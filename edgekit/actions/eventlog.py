@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgekit.errors import EventLogError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import EventLogSettings
+from edgekit.actions.settings import EventLogSettings
 from edgekit.actions import event_json
 
 log = logging.getLogger(__name__)

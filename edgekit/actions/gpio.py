@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import atexit
 import glob
-import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from importlib.metadata import entry_points
 
 from gpiozero import DigitalOutputDevice
 
 from edgekit.errors import GpioError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import GpioAction, GpioSettings, Rule
+from edgekit.actions.settings import GpioAction, GpioSettings, Rule, pin_factory_names
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +29,17 @@ NO_CHIP_MESSAGE = (
     'or set [gpio] pin_factory = "mock" to test without hardware'
 )
 
-# gpiozero's own built-in factories; anything else is looked up through its entry points.
-BUILTIN_FACTORIES = MappingProxyType(
-    {
-        "mock": "gpiozero.pins.mock:MockFactory",
-        "lgpio": "gpiozero.pins.lgpio:LGPIOFactory",
-        "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
-        "pigpio": "gpiozero.pins.pigpio:PiGPIOFactory",
-        "native": "gpiozero.pins.native:NativeFactory",
-    }
-)
 # Tried in this order when nothing is named. Not "native": gpiozero itself only falls back to it
 # with a warning, and on a Pi 5 it cannot drive the pins, so a clear error serves better.
 AUTO_FACTORIES = ("lgpio", "rpigpio", "pigpio")
 
 
 def _load_factory(name: str):
-    target = BUILTIN_FACTORIES.get(name.lower())
-    if target is None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group="gpiozero_pin_factories"):
-            if ep.name.lower() == name.lower():
-                return ep.load()()
-        known = ", ".join(BUILTIN_FACTORIES)
-        raise GpioError(f"unknown GPIO pin factory {name!r}; known: {known}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    # gpiozero registers its factories (and a third party its own) as entry points: its own table.
+    for ep in entry_points(group="gpiozero_pin_factories"):
+        if ep.name.lower() == name.lower():
+            return ep.load()()
+    raise GpioError(f"unknown GPIO pin factory {name!r}; known: {', '.join(pin_factory_names())}")
 
 
 def _why(name: str, exc: Exception) -> str:

@@ -49,7 +49,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgekit import __version__
 from edgekit.errors import MqttError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import MqttSettings, Rule
+from edgekit.actions.settings import MqttSettings, Rule
 from edgekit.actions import event_json
 
 log = logging.getLogger(__name__)

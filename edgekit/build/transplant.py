@@ -157,16 +157,13 @@ def load_weights_file(model, path) -> None:
 def transplant_tflite(model, path) -> tuple[str, ...] | None:
     """Load a quantised .tflite's weights into ``model``; returns the labels it carries (embedded,
     or a labels file beside it), so the rebuilt model names its classes the same way."""
-    from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+    from edgekit.models.labels import model_labels
 
     graph, data = load_tflite_layers(model, path)
-    labels = embedded_labels(graph, data)
-    if labels is None and (sidecar := find_sidecar_labels(Path(path))) is not None:
-        try:
-            labels = load_labels(sidecar)
-        except LabelsError:
-            pass  # labels are a convenience here; the weights are what was asked for
-    return labels
+    try:
+        return model_labels(Path(path), graph, data)[0]
+    except LabelsError:
+        return None  # labels are a convenience here; the weights are what was asked for
 
 
 def transplant_official(model, official: str = "yamnet") -> tuple[str, ...] | None:
@@ -189,20 +186,23 @@ def official_agreement(rebuilt, official, spectra, recordings: dict, params=None
     only the two int8 bodies differ.
     ``official`` is loaded with :func:`edgekit.proof.load_official`; ``spectra`` may be None.
     """
-    from edgekit.frontend import reference
+    from edgekit.listen import listen_pcm
     from edgekit.params import FeatureParams
     from edgekit.proof import Agreement, compare, official_logmel
 
     params = params or FeatureParams()
     sums: dict[str, list] = {}
+
+    def scores(model, pcm):  # edgekit's side: the one path the daemon runs
+        return np.stack([w.scores for w in listen_pcm(model, pcm, frontend="float", params=params)])
+
     for pcm in recordings.values():
         feats, official_scores = official_logmel(official, pcm, params)
-        patches = reference.waveform_to_patches(pcm, params)
-        ours = np.stack([rebuilt.run(p) for p in patches])
+        ours = scores(rebuilt, pcm)
         pairs = {"yamnet.tflite": (official_scores, ours),
                  "official log-mel in": (official_scores, np.stack([rebuilt.run(f) for f in feats]))}
         if spectra is not None:
-            pairs["yamnet_spectra_in.tflite"] = (np.stack([spectra.run(p) for p in patches]), ours)
+            pairs["yamnet_spectra_in.tflite"] = (scores(spectra, pcm), ours)
         for key, (a, b) in pairs.items():
             agree, delta = compare(a, b)
             s = sums.setdefault(key, [0, 0, 0.0])

@@ -2,7 +2,7 @@
 ``edgekit bench compare A.json B.json``: two recorded runs side by side.
 
 The measuring lives in :mod:`edgekit.bench.runner`, the machine description in
-:mod:`edgekit.bench.device_info`, the tables and plots in :mod:`edgekit.bench.report`.
+:mod:`edgekit.machine`, the tables and plots in :mod:`edgekit.bench.report`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
     p.add_argument("--input", type=Path, help="audio file for audio models, or a picture for image models "
                                               "(default: the shared speech.wav / grace_hopper.bmp)")
     p.add_argument("--data", type=Path, help="folder with audio/ and models/ test data "
-                                             "(default $EDGEKIT_TEST_DATA or ../shared/data)")
+                                             "(default $EDGEKIT_TEST_DATA; without it, synthetic inputs)")
     p.add_argument("--json", metavar="PATH|-", help="write the record as JSON ('-': stdout)")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown report")
     p.add_argument("--plot", metavar="PATH.png", help="write a PNG of the latency distributions")
@@ -102,7 +102,7 @@ def run(args) -> int:
     if args.models and args.models[0] == "compare" and not Path("compare").exists():
         return _compare(args)
     from edgekit.bench import report
-    from edgekit.bench.device_info import describe
+    from edgekit.machine import describe
     from edgekit.bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
     from edgekit.models.runtime import parse_device
 

@@ -1,6 +1,6 @@
 """``edgekit macs MODEL [--layers] [--json]``: MACs and parameters read from the .tflite graph.
 
-The counting rules live in :mod:`edgekit.bench.macs`; this module only formats. Tables fit a
+The counting rules live in :mod:`edgekit.models.macs`; this module only formats. Tables fit a
 100-column terminal and use ASCII ``x`` for ×, since a Pi's console may not be UTF-8.
 """
 
@@ -11,7 +11,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from edgekit.bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_file
+from edgekit.models.macs import LayerCost, ModelCost, SeparablePair, Total, count_file
 
 HELP = "count multiply-accumulates (MACs) and parameters in a .tflite model's graph"
 

@@ -212,7 +212,7 @@ def _inspect(args) -> int:
 
 
 def _compile(args) -> int:
-    from edgekit.models.edgetpu_compat import run_compiler
+    from edgekit.models.edgetpu_compiler import run_compiler
     from edgekit.models.tflite import read_graph_file
 
     model = _resolve(args.model)

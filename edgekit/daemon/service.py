@@ -24,6 +24,8 @@ import threading
 import time
 from dataclasses import replace
 
+import numpy as np
+
 from edgekit.errors import EdgekitError
 from edgekit.detect.events import Event
 from edgekit.daemon import signals
@@ -109,13 +111,27 @@ class Service:
     def _detector(cfg: Config, model):
         from edgekit.detect.detector import Detector
 
-        return Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
+        return Detector([r.detection for r in cfg.rules], model.labels, cfg.audio.hop_seconds)
 
-    @staticmethod
-    def _pipeline(cfg: Config, model, detector):
-        from edgekit.pipeline import Pipeline
+    def _pipeline(self, cfg: Config, model, detector):
+        from edgekit.detect.pipeline import Pipeline
 
-        return Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
+            pipeline.on_window = self._log_window
+        return pipeline
+
+    def _log_window(self, r) -> None:
+        """One line per window: its top scores, to tune a rule's enter/release by."""
+        t = r.end + self.pipeline.detector.stream_offset
+        level = f"{r.dbfs:.0f} dBFS" if math.isfinite(r.dbfs) else "silence"
+        if r.scores is None:
+            log.debug("t=%.2f s %s: gated (below min_dbfs)", t, level)
+            return
+        flat = r.scores.reshape(-1)
+        labels = self.pipeline.model.labels
+        top = np.argsort(flat)[::-1][:3]
+        log.debug("t=%.2f s %s: %s", t, level, ", ".join(f"{labels[i]} {flat[i]:.2f}" for i in top))
 
     @staticmethod
     def _actions(cfg: Config, previous=None):
@@ -247,7 +263,10 @@ class Service:
             self._reject(exc)
             return
         before = self.pipeline.detector
-        carried = detector.carry_over(before)
+        # Carried: rules equal in detection and in their actions (a rule whose pin moved ends
+        # on the old pin and starts afresh on the new one).
+        same = {r.name for r in new.rules if r in set(old.rules)}
+        carried = detector.carry_over(before, names=same)
         detector.stream_offset = self.stream_time if not keep_stream else before.stream_offset
         # Rules that changed or went away end their open events through the running actions
         # (their level output drops, their MQTT state goes OFF); carried ones go on untouched.

@@ -18,16 +18,14 @@ rule that did not change, so a sounding alarm stays one event across the reload,
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Collection
 from typing import Sequence
 
 import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Rule
-
-log = logging.getLogger(__name__)
+from edgekit.detect.rules import Rule
 
 _EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
 
@@ -134,19 +132,20 @@ class Detector:
         """Names of the rules with an open event."""
         return [t.rule.name for t in self._tracks if t.active]
 
-    def carry_over(self, old: Detector) -> tuple[str, ...]:
+    def carry_over(self, old: Detector, names: Collection[str] | None = None) -> tuple[str, ...]:
         """Take over ``old``'s state for every rule that is unchanged; returns their names.
 
-        Unchanged means an equal :class:`Rule` (detection settings and actions alike) watching
-        the same label names at the same hop: its open event simply continues here. ``old`` is
-        not modified; end what was not carried with ``old.close(..., keep=names)``.
+        Unchanged means an equal :class:`Rule` watching the same label names at the same hop:
+        its open event simply continues here. ``names`` narrows it further (the daemon passes
+        the rules whose actions did not change either). ``old`` is not modified; end what was
+        not carried with ``old.close(..., keep=carried)``.
         """
         if old.hop != self.hop:
             return ()
         previous = {t.rule: t for t in old._tracks}
         carried = []
         for t in self._tracks:
-            o = previous.get(t.rule)
+            o = previous.get(t.rule) if names is None or t.rule.name in names else None
             if o is None or [old.labels[i] for i in o.index] != [self.labels[i] for i in t.index]:
                 continue
             t.take_state(o)
@@ -160,8 +159,6 @@ class Detector:
         ``dbfs`` is accepted so callers can pass what they have; the rules do not use it.
         """
         stream_time += self.stream_offset
-        if log.isEnabledFor(logging.DEBUG):
-            self._log_window(scores, stream_time, dbfs)
         if not self._tracks:
             return []
         if scores is None:
@@ -193,17 +190,6 @@ class Detector:
                 events.append(self._end(t, t_mono, t_wall, stream_time))
             t.reset()
         return events
-
-    def _log_window(self, scores, stream_time: float, dbfs: float | None) -> None:
-        # `edgekit -v run`: what the model heard, window by window, to tune enter/release by.
-        level = f"{dbfs:.0f} dBFS" if dbfs is not None and np.isfinite(dbfs) else "silence"
-        if scores is None:
-            log.debug("t=%.2f s %s: gated (below min_dbfs)", stream_time, level)
-            return
-        flat = scores.reshape(-1)
-        top = np.argsort(flat)[::-1][:3]
-        log.debug("t=%.2f s %s: %s", stream_time, level,
-                  ", ".join(f"{self.labels[i]} {flat[i]:.2f}" for i in top))
 
     def _step(self, t: _Track, score: float, scores, t_mono, t_wall, now) -> Event | None:
         smoothed, on, off = t.smooth(score)

@@ -22,7 +22,7 @@ _WIDTH = 99
 
 def _macs(graph: Graph, source: str) -> dict:
     try:
-        from edgekit.bench.macs import count_graph
+        from edgekit.models.macs import count_graph
     except ImportError:  # the counting module is optional to this report
         return {"macs": None, "params": None, "note": "MAC counting is not available"}
     try:
