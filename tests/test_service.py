@@ -359,6 +359,7 @@ DOG_RULE = '\n[[rules]]\nname = "dog"\nlabels = ["Dog"]\nenter = 0.5\nrelease = 
     ("add_rule", ["start", "end"]),  # the sounding alarm stays one event
     ("frontend", ["start", "end"]),  # a new stream (fixed -> float front end): still one event
     ("enter", ["start", "end", "start", "end"]),  # the rule itself changed: ended, then fresh
+    ("pin", ["start", "end", "start", "end"]),  # its action changed: ended on pin 17, fresh on 22
 ])
 def test_sighup_keeps_what_did_not_change(tmp_path, mosquitto, notify, models_dir, audio_dir, caplog, change,
                                           expect):
@@ -369,13 +370,15 @@ def test_sighup_keeps_what_did_not_change(tmp_path, mosquitto, notify, models_di
     service = Service(str(config))
     edits = {"add_rule": lambda t: t + DOG_RULE,
              "frontend": lambda t: t.replace('frontend = "fixed"', 'frontend = "float"'),
-             "enter": lambda t: t.replace("enter = 0.5", "enter = 0.45")}
+             "enter": lambda t: t.replace("enter = 0.5", "enter = 0.45"),
+             "pin": lambda t: t.replace("pin = 17", "pin = 22")}
 
     def scenario(svc, result):
         notify.wait_for("READY", 30)
         pin = gpio_device(svc, "smoke_alarm")
         wait_until(lambda: pin.value == 1, 15, "the alarm to start")
         result["t_before"] = svc.stream_time
+        result["old_pin"] = pin.pin
         config.write_text(edits[change](config.read_text()))
         os.kill(os.getpid(), signal.SIGHUP)
         wait_until(lambda: any("config reloaded" in r.getMessage() for r in caplog.records), 15, "the reload")
@@ -399,6 +402,8 @@ def test_sighup_keeps_what_did_not_change(tmp_path, mosquitto, notify, models_di
     if len(expect) == 2:  # the level output never dropped, the MQTT state never flapped
         assert levels == [False, True, False]
         assert "OFF" not in states[states.index("ON"):-1]
+    elif change == "pin":
+        assert pin_levels(result["old_pin"]) == [False, True, False] and levels == [False, True, False]
     else:
         assert levels == [False, True, False, True, False]
 
