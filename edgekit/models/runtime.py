@@ -288,8 +288,8 @@ def probe(model_content: bytes, source: str, allocate: bool = True, xnnpack: boo
     child that hangs is killed after ``timeout`` seconds.
     """
     rt = runtime_info()
-    if not sys.executable:
-        return  # embedded without an interpreter to start: the real load is all there is
+    if not sys.executable or getattr(sys, "frozen", False):
+        return  # embedded or frozen: no Python to start for the test; the real load is all there is
     resolver = "AUTO" if xnnpack else "BUILTIN_WITHOUT_DEFAULT_DELEGATES"  # as the real load will use
     import subprocess
 
