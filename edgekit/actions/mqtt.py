@@ -33,9 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -46,16 +43,15 @@ from itertools import count
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit import __version__
 from edgekit.errors import MqttError
 from edgekit.detect.events import Event
 from edgekit.actions.settings import MqttSettings, Rule
 from edgekit.actions import event_json
+from edgekit.actions.mqtt_connect import Client, explain_connect_error
+from edgekit.actions.mqtt_topics import OFF, OFFLINE, ON, ONLINE, Topics, check_level as _check_level
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
-ON, OFF = "ON", "OFF"
 
 
 @dataclass(frozen=True)
@@ -66,65 +62,7 @@ class _Msg:
     payload: str
 
 
-def _slug(text: str) -> str:
-    # Home Assistant allows only these in node and object ids.
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "x"
-
-
-def _check_level(what: str, value: str, slash_ok: bool = False) -> str:
-    bad = "+#\0" if slash_ok else "+#/\0"
-    if not value or any(c in value for c in bad) or value.startswith("/") or value.endswith("/"):
-        raise MqttError(f"{what} {value!r} cannot be used in an MQTT topic (empty, or holds one of {bad!r})")
-    return value
-
-
-class _Client(mqtt.Client):
-    """paho's client, remembering why the last connection attempt failed.
-
-    paho's network thread catches the OSError of a failed attempt and calls ``on_connect_fail``
-    without it; the reason (a refused port, an unknown host, a certificate that fails
-    verification) is what the user needs to see.
-    """
-
-    last_connect_error: OSError | None = None
-
-    def reconnect(self):
-        try:
-            result = super().reconnect()
-        except OSError as exc:
-            self.last_connect_error = exc
-            raise
-        self.last_connect_error = None
-        return result
-
-
-def explain_connect_error(exc: OSError | None, host: str, port: int) -> str:
-    """One line that says why a connection attempt failed, most specific reason first."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or exc.reason or str(exc)
-        return (f"TLS: certificate verify failed: {detail}; check [mqtt] ca_certs (the CA that signed the "
-                f"broker's certificate) and that the certificate names the host {host!r}")
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}; is port {port} a TLS listener, and do tls/port match?"
-    if isinstance(exc, socket.gaierror):
-        why = f"the host name {host!r} does not resolve ({exc.strerror or exc}); check [mqtt] host"
-    elif isinstance(exc, ConnectionRefusedError):
-        why = f"connection refused, nothing listens on {host}:{port}; check [mqtt] host/port and that the broker runs"
-    elif isinstance(exc, (TimeoutError, socket.timeout)):
-        why = f"no answer from {host}:{port} (timed out); check the address and any firewall"
-    elif exc is not None:
-        why = exc.strerror or str(exc) or type(exc).__name__
-    else:
-        return "cannot reach the broker"
-    return f"cannot reach the broker: {why}"
-
-
-def device_class(rule: Rule) -> str:
-    text = " ".join((rule.name, *rule.labels)).lower()
-    return "smoke" if "smoke" in text or "fire alarm" in text else "sound"
-
-
-class MqttPublisher:
+class MqttPublisher(Topics):
     """The MQTT action. ``handle()`` never waits for the network and never raises for it.
 
     ``start=False`` checks the settings and builds the client but opens no connection until
@@ -171,7 +109,7 @@ class MqttPublisher:
         self._drop_logged = False
         self.sent = self.dropped = 0
 
-        client = _Client(
+        client = Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id or f"edgekit-{device}",
             protocol=mqtt.MQTTv311,
@@ -217,41 +155,6 @@ class MqttPublisher:
         self._started = True
         self._sender.start()
         self._client.loop_start()
-
-    # -- topics and payloads --------------------------------------------------------------
-
-    def event_topic(self, rule: str) -> str:
-        return f"{self.base}/event/{rule}"
-
-    def state_topic(self, rule: str) -> str:
-        return f"{self.base}/state/{rule}"
-
-    def discovery_topic(self, rule: str) -> str:
-        return f"{self.settings.discovery_prefix}/binary_sensor/{_slug(self.settings.device_id)}/{_slug(rule)}/config"
-
-    def discovery_config(self, rule: Rule) -> dict:
-        device = _slug(self.settings.device_id)
-        return {
-            "name": rule.name,
-            "unique_id": f"edgekit_{device}_{_slug(rule.name)}",
-            "device_class": device_class(rule),
-            "state_topic": self.state_topic(rule.name),
-            "payload_on": ON,
-            "payload_off": OFF,
-            "availability_topic": self.availability_topic,
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "json_attributes_topic": self.event_topic(rule.name),
-            "qos": self.settings.qos,
-            "device": {
-                "identifiers": [f"edgekit_{device}"],
-                "name": self.settings.device_id,
-                "manufacturer": "edgekit",
-                "model": "Sound-event detector",
-                "sw_version": __version__,
-            },
-            "origin": {"name": "edgekit", "sw_version": __version__},
-        }
 
     def _announcements(self) -> list[tuple[str, str]]:
         out = [(self.availability_topic, ONLINE)]
