@@ -64,6 +64,13 @@ _default_showwarning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = sys.argv[1:] if argv is None else argv
+    if next((a for a in args_given if not a.startswith("-")), None) == "run":
+        # Before the imports below: a SIGHUP or SIGTERM in the daemon's first moments is kept
+        # for the service to act on, instead of killing it (exit 129/143).
+        from edgekit.daemon import signals
+
+        signals.hold()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
