@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgekit.audio.files import read_audio  # noqa: E402
-from edgekit.commands.doctor import cpu_model  # noqa: E402
+from edgekit.machine import cpu_model  # noqa: E402
 
 RATE = 16000
 CONFIG = """
@@ -100,7 +100,7 @@ def alarm_track(data: Path, onsets: int) -> tuple[np.ndarray, list[float]]:
 
 def latency_run(config: Path, onset_times: list[float]) -> list[float]:
     from edgekit.actions.gpio import GpioOutputs
-    from edgekit.service import Service
+    from edgekit.daemon.service import Service
 
     svc = Service(str(config))
     edges: list[float] = []

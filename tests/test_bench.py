@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgekit.bench import report, runner
-from edgekit.bench.device_info import governor, governor_warning, host_label
+from edgekit.machine import governor, governor_warning, host_label
 from edgekit.commands import bench
 from edgekit.errors import ConfigError
 
@@ -113,7 +113,7 @@ def test_overhead_check_fields(outputs):
 
 
 def test_edgetpu_rows_say_why(outputs):
-    from edgekit.edgetpu import status
+    from edgekit.models.edgetpu import status
 
     st = status()
     if st.usable:
@@ -137,8 +137,7 @@ def test_pipeline_rows(outputs):
     by = {(r["model"], r["xnnpack_requested"]): r for r in ok_rows(outputs["record"])}
     logmel = by[("yamnet_spectra_in.tflite", True)]["pipeline"]
     assert {(p["frontend"], p["mode"], p["hop_s"]) for p in logmel} == {
-        (fe, mode, hop) for fe in ("float", "fixed")
-        for mode, hop in (("patch", 0.48), ("stream", 0.48), ("stream", 0.1))}
+        (fe, "stream", hop) for fe in ("float", "fixed") for hop in (0.48, 0.1)}
     for p in logmel:
         assert p["patches"] > 0 and p["rtf_cpu"] > 0 and p["audio_s"] >= 2
     stream = {(p["frontend"], p["hop_s"]): p for p in logmel if p["mode"] == "stream"}
@@ -260,7 +259,7 @@ def test_missing_model_is_an_error_row(tmp_path):
 
 
 def test_synthetic_inputs_when_data_is_absent(models_dir):
-    from edgekit.model import load_model
+    from edgekit.models.model import load_model
 
     settings = runner.Settings(data_dir=None)
     for name in ("yamnet_spectra_in.tflite", "yamnet.tflite", "mobilenet_v1_0.25_128_quant.tflite"):
@@ -270,14 +269,17 @@ def test_synthetic_inputs_when_data_is_absent(models_dir):
         assert d["nonzero_fraction"] > 0.5 and d["std"] > 0
 
 
-def test_bmp_reader_matches_pil(models_dir):
-    img = runner.read_bmp((models_dir / "grace_hopper.bmp").read_bytes())
-    assert img.shape == (600, 512, 3) and img.dtype == np.uint8
-    PIL = pytest.importorskip("PIL.Image")
-    with PIL.open(models_dir / "grace_hopper.bmp") as im:
-        assert np.array_equal(img, np.asarray(im.convert("RGB")))
-    small = runner.resize_bilinear(img, 128, 128)
-    assert small.shape == (128, 128, 3) and small.std() > 10
+def test_pictures_are_read_and_resized_with_pillow(models_dir):
+    pytest.importorskip("PIL.Image")
+    small, how = runner.load_image(models_dir / "grace_hopper.bmp", 128, 96)
+    assert small.shape == (128, 96, 3) and small.dtype == np.uint8 and small.std() > 10 and "Pillow" in how
+
+
+def test_data_folder_comes_from_the_environment_only(tmp_path):
+    assert runner.default_data_dir({}) is None  # no guessing at folders beside a checkout
+    assert runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path)}) == tmp_path
+    with pytest.raises(ConfigError, match="EDGEKIT_TEST_DATA=.*no such folder"):
+        runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path / "absent")})
 
 
 def test_latency_stats_and_measure_counts():
@@ -289,7 +291,7 @@ def test_latency_stats_and_measure_counts():
 
 
 def test_expand_one_row_where_nothing_can_run():
-    from edgekit.edgetpu import status
+    from edgekit.models.edgetpu import status
 
     rows = runner.expand(["a.tflite", "b_edgetpu.tflite"], ["cpu:1", "usb"], [True, False])
     assert ("a.tflite", "cpu:1", True) in rows and ("a.tflite", "cpu:1", False) in rows

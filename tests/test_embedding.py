@@ -10,8 +10,8 @@ import pytest
 from conftest import need
 from edgekit.errors import ModelFileError, UnsupportedModelError
 from edgekit.frontend import reference
-from edgekit.graph import read_graph
-from edgekit.labels import embedded_labels
+from edgekit.models.tflite import read_graph
+from edgekit.models.labels import embedded_labels
 from edgekit.models.embedding import (
     classifier_op,
     classifier_weights,
@@ -20,7 +20,7 @@ from edgekit.models.embedding import (
     with_embedding_output,
 )
 from edgekit.params import FeatureParams
-from edgekit.runtime import make_interpreter
+from edgekit.models.runtime import make_interpreter
 
 P = FeatureParams()
 BODIES = ["yamnet.tflite", "yamnet_spectra_in.tflite"]

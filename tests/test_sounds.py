@@ -60,7 +60,7 @@ def test_warm_start_reaches_the_same_optimum():
 
 # --- the sound file ------------------------------------------------------------------------
 
-SPEC = EmbeddingSpec(model="yamnet.tflite", model_sha256="ab" * 32, hop_seconds=0.48, frontend="graph")
+SPEC = EmbeddingSpec(model="yamnet.tflite", model_sha256="ab" * 32, hop_seconds=0.48, frontend="in-graph")
 
 
 def make_sound(name="doorbell", **kw) -> Sound:

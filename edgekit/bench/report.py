@@ -8,17 +8,17 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ConfigError
+from edgekit.errors import ConfigError
 
 SCHEMA = "edgekit.bench/1"
-PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "published.json"
+PUBLISHED = Path(__file__).with_name("published.json")  # package data
 RSS_NOTE = ("peak RSS is ru_maxrss of the whole process: a high-water mark that includes Python, "
             "numpy, the runtime and every model loaded before the row, so it only grows down the table")
 
 
 def make_record(results: list[dict], machine: dict, settings: dict, label: str | None = None,
                 notes: list[str] | None = None) -> dict:
-    from .. import __version__
+    from edgekit import __version__
 
     return {
         "schema": SCHEMA,
@@ -141,8 +141,8 @@ def markdown(record: dict) -> str:
                      for r in record["results"] if r.get("input")})
     if inputs:
         lines += ["", "Inputs:", *[f"- {i}" for i in inputs]]
-    tops = [f"{r['model']} ({r['device']}, XNNPACK {xnnpack_label(r)}): "
-            f"{r['top1']['label']} {r['top1']['score']:.2f}" for r in record["results"] if r.get("top1")]
+    tops = [f"{r['model']} ({r['device']}, XNNPACK {xnnpack_label(r)}): {top1_text(r['top1'])}"
+            for r in record["results"] if r.get("top1")]
     if tops:
         lines += ["", "Top-1 on that input (sanity check):", *[f"- {t}" for t in tops]]
     lines += pipeline_lines(record)
@@ -150,6 +150,16 @@ def markdown(record: dict) -> str:
         lines += ["", "## Published figures", "", *published_lines(record["published_check"])]
     lines += ["", "## Notes", "", *[f"- {n}" for n in record.get("notes", [])]]
     return "\n".join(lines) + "\n"
+
+
+def top1_text(top: dict) -> str:
+    """The sanity line's value: a score where the model outputs one, else named for what it is."""
+    kind = top.get("output", "probability")  # records from before "output" held scores
+    if kind == "probability":
+        return f"{top['label']} {top['score']:.2f}"
+    if kind == "logit":
+        return f"{top['label']} (logit {top['score']:.3g}, not a score)"
+    return f"{top['label']} (raw output {top['score']:.3g}, scale unknown)"
 
 
 def pipeline_lines(record: dict) -> list[str]:
@@ -281,7 +291,7 @@ def class_matches(machine: dict, cls: dict) -> bool:
 def check_published(record: dict, published: dict, tolerance: float | None = None) -> dict:
     """Each row with a published figure for its model and device kind: within ±tolerance or not,
     and only where this machine belongs to the figure's device class."""
-    from ..runtime import parse_device
+    from edgekit.models.runtime import parse_device
 
     tol = published.get("tolerance", 0.3) if tolerance is None else tolerance
     classes = published["device_classes"]

@@ -23,7 +23,7 @@ import zipfile
 import tflite
 
 from ..errors import ModelFileError, UnsupportedModelError
-from ..graph import Graph, read_graph
+from .tflite import Graph, read_graph
 
 # Ops between the classifier layer and the model's output that do not change which tensor is
 # the classifier's: activation, (de)quantisation, reshaping.

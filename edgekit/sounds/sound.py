@@ -46,7 +46,7 @@ class EmbeddingSpec:
     model: str  # the model's file name, for messages (the hash is what is checked)
     model_sha256: str
     hop_seconds: float  # the hop the background was calibrated at
-    frontend: str  # "fixed", "float", or "graph" (a waveform model's in-graph front end)
+    frontend: str  # "fixed", "float", or "in-graph" (a waveform model's own front end)
     dims: int = 1024
     stock_labels: tuple[str, ...] = ()  # YAMNet labels whose best logit is an extra feature
     stock_indices: tuple[int, ...] = ()

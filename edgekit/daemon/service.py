@@ -1,0 +1,336 @@
+"""The daemon: wire source → pipeline → actions, feed the systemd watchdog, handle signals.
+
+SIGTERM/SIGINT stop cleanly (open events are ended, pins go to their safe state, logs are
+flushed); SIGHUP reloads the config, and a bad new config is rejected with the old one kept.
+Signals are honoured from the first instant: ``edgekit run`` holds them from its first line
+(:mod:`edgekit.daemon.signals`), so a SIGHUP before READY reloads once the loop runs and a
+SIGTERM during start-up stops cleanly with status 0.
+READY=1 is sent once the model is loaded and audio flows; WATCHDOG=1 comes from the processing
+loop itself, so a stalled loop gets killed and restarted by systemd.
+
+A reload keeps what did not change: rules that are equal keep their detector state (a sounding
+alarm stays one event), the audio stream keeps going when the model and front end are the
+same (else the new detector's ``stream_offset`` carries the clock on), and unchanged actions
+are reused (:func:`edgekit.actions.build_actions` with ``previous``). Changed or removed rules
+end their open events through the running actions before the new ones take over.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.detect.events import Event
+from edgekit.daemon import signals
+from edgekit.daemon.notify import Notifier
+from edgekit.daemon.preflight import preflight
+from edgekit.params import FeatureParams
+from edgekit.daemon.settings import Config
+
+log = logging.getLogger("edgekit.service")
+
+STATUS_EVERY = 5.0  # seconds between STATUS= updates when nothing happens
+
+
+class Service:
+    def __init__(self, config_path: str, *, source: str | None = None, speed: str | None = None,
+                 notifier: Notifier | None = None):
+        self.config_path = config_path
+        self.source_override = source
+        self.speed_override = speed
+        self.notifier = notifier or Notifier()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.config: Config | None = None
+        self.model = None
+        self.pipeline = None
+        self.actions = None
+        self.source = None
+        self.last_event: Event | None = None
+        self.events: list[Event] = []  # everything emitted this run (bounded below)
+        self._silent_since: float | None = None
+        self._silence_warned = False
+        self._stop_reason: str | None = None
+        self._ready = False
+        self._event_count = self._start_count = 0
+        self._earlier_windows = self._earlier_gated = 0  # counts of pipelines a reload replaced
+
+    # -- control, callable from signal handlers and other threads ------------------------------
+    def request_stop(self, signum=None, _frame=None) -> None:
+        if signum is not None and self._stop_reason is None:
+            self._stop_reason = signal.Signals(signum).name
+        self._stop.set()
+
+    def request_reload(self, *_args) -> None:
+        self._reload.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        for signum in signals.take():  # held since the process started (`edgekit run`)
+            if signum == signal.SIGHUP:
+                self.request_reload()
+            else:
+                self.request_stop(signum)
+
+    def _stopping(self) -> bool:
+        if self._stop.is_set():
+            log.info("%s: stopping", f"{self._stop_reason} received" if self._stop_reason else "stop requested")
+            return True
+        return False
+
+    # -- building the parts --------------------------------------------------------------------
+    def _load_config(self, labels=None) -> Config:
+        from edgekit.daemon.config import load_config
+
+        cfg = load_config(self.config_path, labels=labels)
+        audio = cfg.audio
+        if self.source_override:
+            audio = replace(audio, source=self.source_override)
+        if self.speed_override:
+            audio = replace(audio, speed=self.speed_override)
+        return replace(cfg, audio=audio)
+
+    def _load_model(self, cfg: Config):
+        from edgekit.models.model import load_model
+
+        params = FeatureParams().with_hop(cfg.audio.hop_seconds)
+        m = cfg.model
+        return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
+
+    @staticmethod
+    def _detector(cfg: Config, model):
+        from edgekit.detect.detector import Detector
+
+        return Detector([r.detection for r in cfg.rules], model.labels, cfg.audio.hop_seconds)
+
+    def _pipeline(self, cfg: Config, model, detector):
+        from edgekit.detect.pipeline import Pipeline
+
+        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
+            pipeline.on_window = self._log_window
+        return pipeline
+
+    def _log_window(self, r) -> None:
+        """One line per window: its top scores, to tune a rule's enter/release by."""
+        t = r.end + self.pipeline.detector.stream_offset
+        level = f"{r.dbfs:.0f} dBFS" if math.isfinite(r.dbfs) else "silence"
+        if r.scores is None:
+            log.debug("t=%.2f s %s: gated (below min_dbfs)", t, level)
+            return
+        flat = r.scores.reshape(-1)
+        labels = self.pipeline.model.labels
+        top = np.argsort(flat)[::-1][:3]
+        log.debug("t=%.2f s %s: %s", t, level, ", ".join(f"{labels[i]} {flat[i]:.2f}" for i in top))
+
+    @staticmethod
+    def _actions(cfg: Config, previous=None):
+        from edgekit.actions import build_actions
+        from edgekit.actions.eventlog import interactive_fallback
+
+        return build_actions(cfg, previous, log_fallback=interactive_fallback())
+
+    def _open_source(self, cfg: Config):
+        from edgekit.audio.sources import FileSource, MicSource
+
+        a = cfg.audio
+        if a.source == "mic":
+            src = MicSource(a.device, a.rate, a.block_seconds)
+        else:
+            src = FileSource(a.source, a.block_seconds, a.speed)
+        src.start()
+        return src
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signals()
+        try:
+            # A stop during start-up (the model load takes seconds on a Pi) is honoured between steps.
+            if self._stopping():
+                return 0
+            cfg = self._load_config()  # syntax and values first, before the slow model load
+            preflight(self.config_path, cfg)  # what config check checks about the model: same refusals
+            if self._stopping():
+                return 0
+            self.model = self._load_model(cfg)
+            self.config = cfg = self._load_config(labels=self.model.labels)
+            self.pipeline = self._pipeline(cfg, self.model, self._detector(cfg, self.model))
+            if self._stopping():
+                return 0
+            self.actions = self._actions(cfg)
+            self.source = self._open_source(cfg)
+            log.info("listening: %s; model %s on %s (%s)", self.source.describe(), self.model.path.name,
+                     self.model.device, self.model.loaded.runtime)
+            log.info("events go to: %s", self.actions.describe())
+            return self._loop()
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> int:
+        last_status = 0.0
+        while not self._stopping():
+            self.notifier.watchdog()
+            if self._reload.is_set():
+                self._reload.clear()
+                self._do_reload()
+            block = self.source.read(timeout=0.25)
+            if block is None:  # a file source ran out: finish its tail like a whole clip
+                self._dispatch(self.pipeline.flush())
+                self._dispatch(self.pipeline.close())
+                self._summary()
+                break
+            if len(block):
+                if not self._ready:
+                    self.notifier.ready(self.status_line())
+                    self._ready = True
+                self._watch_silence(block)
+                self._dispatch(self.pipeline.push(block))
+            now = time.monotonic()
+            if now - last_status >= STATUS_EVERY:
+                self.notifier.status(self.status_line())
+                last_status = now
+        return 0
+
+    def _summary(self) -> None:
+        """One line at the end of a replayed file: what it amounted to, and where it went."""
+        s = self.pipeline.stats
+        n, starts = self._event_count, self._start_count
+        log.info("replay finished: %s, %.1f s of audio, %d windows (%d gated), %d event%s (%d start, %d end); "
+                 "written to: %s", self.source.describe(), self.stream_time, self._earlier_windows + s.windows,
+                 self._earlier_gated + s.gated, n, "" if n == 1 else "s", starts, n - starts, self.actions.describe())
+
+    @property
+    def stream_time(self) -> float:
+        """Seconds of audio since the daemon started, across reloads."""
+        if self.pipeline is None:
+            return 0.0
+        return self.pipeline.detector.stream_offset + self.pipeline.stream_seconds
+
+    def _dispatch(self, events) -> None:
+        for ev in events:
+            self._event_count += 1
+            self._start_count += ev.kind == "start"
+            self.last_event = ev
+            self.events.append(ev)
+            del self.events[:-1000]
+            log.info("%s %s: %s %.2f (t=%.2f s)", ev.rule, ev.kind, ev.label, ev.score, ev.stream_time)
+            self.actions.handle(ev)
+            self.notifier.status(self.status_line())
+
+    def _watch_silence(self, block) -> None:
+        limit = self.config.audio.silence_warning_seconds
+        if block.any():
+            if self._silence_warned:
+                log.warning("audio input is no longer silent")
+            self._silent_since, self._silence_warned = None, False
+            return
+        now = time.monotonic()
+        if self._silent_since is None:
+            self._silent_since = now
+        elif not self._silence_warned and now - self._silent_since >= limit:
+            log.warning("audio input has been all zeros for %.0f s: is the microphone muted or the wrong device?",
+                        now - self._silent_since)
+            self._silence_warned = True
+
+    def _do_reload(self) -> None:
+        if self._ready:  # before READY systemd is not waiting for a reload to finish
+            self.notifier.reloading()
+        old = self.config
+        try:
+            new = self._load_config(labels=self.model.labels)
+            model = self.model
+            if new.model != old.model or new.audio.hop_seconds != old.audio.hop_seconds:
+                model = self._load_model(new)
+                new = self._load_config(labels=model.labels)
+            detector = self._detector(new, model)
+            # The same model, front end and gate: keep the stream (and its half-filled window).
+            keep_stream = model is self.model and (new.model.frontend, new.audio.min_dbfs) == (
+                old.model.frontend, old.audio.min_dbfs)
+            pipeline = self.pipeline if keep_stream else self._pipeline(new, model, detector)
+            source = self.source
+            if new.audio.source != old.audio.source or new.audio.device != old.audio.device:
+                source = self._open_source(new)
+        except EdgekitError as exc:
+            self._reject(exc)
+            return
+        before = self.pipeline.detector
+        # Carried: rules equal in detection and in their actions (a rule whose pin moved ends
+        # on the old pin and starts afresh on the new one).
+        same = {r.name for r in new.rules if r in set(old.rules)}
+        carried = detector.carry_over(before, names=same)
+        detector.stream_offset = self.stream_time if not keep_stream else before.stream_offset
+        # Rules that changed or went away end their open events through the running actions
+        # (their level output drops, their MQTT state goes OFF); carried ones go on untouched.
+        self._dispatch(before.close(time.monotonic(), time.time(), self.pipeline.stream_seconds, keep=carried))
+        try:
+            actions = self._actions(new, previous=self.actions)
+        except EdgekitError as exc:  # the running actions are left as they were
+            if source is not self.source:
+                source.stop()
+            self._reject(exc)
+            return
+        if source is not self.source:
+            self.source.stop()
+        if keep_stream:
+            pipeline.detector = detector
+        else:
+            self._earlier_windows += self.pipeline.stats.windows
+            self._earlier_gated += self.pipeline.stats.gated
+        self.config, self.model, self.pipeline, self.actions, self.source = new, model, pipeline, actions, source
+        kept = f"; {len(carried)} unchanged rule(s) carried over" if carried else ""
+        log.warning("config reloaded from %s: %d rule(s)%s", self.config_path, len(new.rules), kept)
+        if self._ready:
+            self.notifier.ready(self.status_line())
+
+    def _reject(self, exc: Exception) -> None:
+        log.error("reload rejected, keeping the running config: %s", exc)
+        if self._ready:
+            self.notifier.ready(self.status_line())
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        try:
+            if self.pipeline is not None and self.actions is not None:
+                self._dispatch(self.pipeline.close())
+        finally:
+            if self.actions is not None:
+                self.actions.close()
+            if self.source is not None:
+                self.source.stop()
+            self.notifier.close()
+
+    def status_line(self) -> str:
+        parts = []
+        if self.source is not None:
+            st = self.source.stats
+            parts.append("audio lost" if st.lost else "listening")
+            if st.overflows or st.dropped_blocks:
+                parts.append(f"overflows {st.overflows} dropped {st.dropped_blocks}")
+            if st.reopens:
+                parts.append(f"reopened {st.reopens}x")
+            if st.abandoned_streams:
+                parts.append(f"{st.abandoned_streams} stuck stream(s) left behind")
+        if self.pipeline is not None:
+            s = self.pipeline.stats
+            ms = 1000 * s.inference_seconds / max(1, s.windows - s.gated)
+            lvl = f"{s.last_dbfs:.0f} dBFS" if math.isfinite(s.last_dbfs) else "silence"
+            parts.append(f"{s.windows} windows ({s.gated} gated), {ms:.1f} ms/inference, {lvl}")
+        if self.last_event is not None:
+            ev = self.last_event
+            parts.append(f"last event: {ev.rule} {ev.kind} {ev.label} {ev.peak:.2f}")
+        if self.actions is not None:
+            extra = self.actions.status()
+            if extra:
+                parts.append(extra)
+        return "; ".join(parts)
