@@ -109,7 +109,11 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the JSON record here")
     ap.add_argument("--like", action="store_true", help="also train heads combined with the stock label(s), at k=5")
     ap.add_argument("--option", action="append", default=[], help="TrainOptions override, e.g. c=0.05")
+    ap.add_argument("--cost", action="store_true", help="measure k=10 training time and a head's per-window cost "
+                                                         "(run under `taskset -c 0` for one core)")
     args = ap.parse_args()
+    if args.cost:
+        return cost(args)
 
     data = Path(os.environ.get("EDGEKIT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     events = data / "events"
@@ -229,6 +233,63 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=1))
     summarise(record)
+
+
+def cost(args) -> None:
+    """k = 10 training from scratch (no cache) on one core, and a head's cost per window as a ratio."""
+    from edgekit.listen import WindowResult
+    from edgekit.models.model import load_model
+    from edgekit.sounds.train import learn
+
+    data = Path(os.environ.get("EDGEKIT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    events = data / "events"
+    rows = list(csv.DictReader(open(events / "MANIFEST.csv", newline="")))
+    bank = load_bank()
+    bank_files = set(bank.meta["files"]) if bank else set()
+    rng = np.random.default_rng(0)
+    clips = [r["path"] for r in rows if r["label"] == "dog" and esc_fold(r["path"]) in (1, 2)][:10]
+    bg = [r["path"] for r in rows if r["role"] == "background" and r["path"] not in bank_files]
+    room, seconds = [], 0.0
+    for p in rng.permutation(bg):
+        pcm = read_audio(events / p)
+        room.append((p, pcm))
+        seconds += len(pcm) / 16000
+        if seconds >= 300:  # five minutes of the user's room
+            break
+    examples = [(p, read_audio(events / p)) for p in clips]
+    t0 = time.perf_counter()
+    embedder = Embedder(data / "models" / "yamnet.tflite")
+    sound = learn("dog", examples, room, embedder)
+    total = time.perf_counter() - t0
+    print(f"k=10 learn from scratch: {total:.1f} s in all (fit and calibration {sound.summary['fit_seconds']} s), "
+          f"{len(clips)} clips, {seconds / 60:.1f} min of room, {sound.summary['positive_windows']} positive windows")
+
+    # A head's cost beside the model's, interleaved window by window (same run, same machine state).
+    plain = load_model(data / "models" / "yamnet.tflite")
+    model = embedder.model
+    pcm = examples[0][1]
+    windows = [pcm[i: i + 15600].astype(np.float32) / 32768 for i in range(0, len(pcm) - 15600, 1600)]
+    t_plain = t_emb = t_head = 0.0
+    for _ in range(20):
+        for w in windows:
+            a = time.perf_counter()
+            plain.run(w)
+            b = time.perf_counter()
+            scores = model.run(w)
+            emb = model.embedding()
+            c = time.perf_counter()
+            sound.score(WindowResult(0, 0.0, 0.975, scores, emb, -20.0))
+            d = time.perf_counter()
+            t_plain += b - a
+            t_emb += c - b
+            t_head += d - c
+    print(f"per window: model {t_plain / (20 * len(windows)) * 1e3:.3f} ms; with its embedding output "
+          f"{t_emb / t_plain:.3f}x; a head adds {100 * t_head / t_emb:.2f} % of the per-window inference cost")
+    result = {"k10_learn_seconds": total, "k10_fit_seconds": sound.summary["fit_seconds"], "room_minutes": seconds / 60,
+              "model_ms": t_plain / (20 * len(windows)) * 1e3, "embedding_output_ratio": t_emb / t_plain,
+              "head_percent": 100 * t_head / t_emb}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
 
 
 def summarise(record) -> None:

@@ -95,11 +95,19 @@ class Sound:
     def score(self, result) -> float:
         """The sound's score for one window result (anything with ``.embedding`` and ``.scores``).
 
-        A window the volume gate skipped (no embedding) scores 0, like a silent one.
+        A window the volume gate skipped (no embedding) scores 0, like a silent one. The live path:
+        one dot product in plain numpy, no batching machinery (it must cost far less than the model).
         """
-        if getattr(result, "embedding", None) is None:
+        emb = getattr(result, "embedding", None)
+        if emb is None:
             return 0.0
-        return float(self.score_arrays(result.embedding, getattr(result, "scores", None))[0])
+        spec = self.spec
+        if spec.features != "embedding" or spec.stock_indices:
+            return float(self.score_arrays(emb, getattr(result, "scores", None))[0])
+        if emb.shape != (spec.dims,):
+            raise SoundError(f"sound {self.name!r} takes a {spec.dims}-d embedding, got shape {emb.shape}")
+        z = float(np.dot(emb, self.weights)) + self.bias
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def check_model(self, model) -> None:
         """Refuse a model other than the one this sound was trained on (by file hash)."""
