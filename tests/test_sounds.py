@@ -339,3 +339,26 @@ def test_cli_bad_examples_exit_with_a_message(tmp_path, monkeypatch, capsys):
     assert "silent" in err and "Traceback" not in err
     assert cli(["sounds", "learn", "bell", "--examples", str(tmp_path / "missing")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_edgetpu_model_learns_on_its_cpu_twin_and_says_so():
+    from edgekit.sounds.embed import Embedder
+    from edgekit.sounds.sound import file_sha256
+
+    need(DATA / "models" / "yamnet_spectra_in_edgetpu.tflite")
+    e = Embedder(DATA / "models" / "yamnet_spectra_in_edgetpu.tflite")
+    assert e.path.name == "yamnet_spectra_in.tflite" and "CPU twin" in e.note
+    assert e.sha256 == file_sha256(DATA / "models" / "yamnet_spectra_in.tflite")
+    assert e.frontend == "fixed" and e.dims == 1024
+
+
+def test_check_model_against_a_loaded_model():
+    from edgekit.models.model import load_model
+    from edgekit.sounds.sound import file_sha256
+
+    model = load_model(need(DATA / "models" / "yamnet.tflite"), embedding=True)
+    sound = make_sound(spec=replace(SPEC, model_sha256=file_sha256(model.path)))
+    sound.check_model(model)
+    other = load_model(need(DATA / "models" / "yamnet_spectra_in.tflite"))
+    with pytest.raises(SoundModelMismatchError, match="yamnet_spectra_in.tflite"):
+        sound.check_model(other)
