@@ -111,9 +111,13 @@ def main() -> None:
     ap.add_argument("--option", action="append", default=[], help="TrainOptions override, e.g. c=0.05")
     ap.add_argument("--cost", action="store_true", help="measure k=10 training time and a head's per-window cost "
                                                          "(run under `taskset -c 0` for one core)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="merge records of runs over disjoint classes, "
+                                                                 "summarise, write --out (.json and .md)")
     args = ap.parse_args()
     if args.cost:
         return cost(args)
+    if args.merge:
+        return merge(args)
 
     data = Path(os.environ.get("EDGEKIT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     events = data / "events"
@@ -292,9 +296,39 @@ def cost(args) -> None:
         Path(args.out).write_text(json.dumps(result, indent=1))
 
 
-def summarise(record) -> None:
+def merge(args) -> None:
+    records = [json.loads(Path(f).read_text()) for f in args.merge]
+    record = {"options": records[0]["options"], "classes": [c for r in records for c in r["classes"]],
+              "results": [x for r in records for x in r["results"]],
+              "train_seconds_k10": [x for r in records for x in r["train_seconds_k10"]],
+              "bank_windows": records[0]["bank_windows"]}
+    text = summarise(record)
+    if args.out:
+        out = Path(args.out)
+        out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+        out.with_suffix(".md").write_text(text)
+
+
+def per_class_table(record) -> str:
     res = record["results"]
-    print("\nvariant      k   recall@<=1FA/h  xFP    recall(cal)  xFP(cal)  FA/h(cal)  n")
+
+    def mean(cls, variant, k, field):
+        vals = [r[field] for r in res if r["class"] == cls and r["variant"] == variant and r["k"] == k and field in r]
+        return f"{np.mean(vals):.2f}" if vals else "-"
+
+    lines = ["| class | YAMNet label | k=1 | k=3 | k=5 | k=10 | k=5 + label | xFP k=5 | xFP YAMNet | other source: YAMNet / k=5 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for cls in record["classes"]:
+        lines.append(f"| {cls} | {mean(cls, 'yamnet', 0, 'recall')} | {mean(cls, 'head', 1, 'recall')} | "
+                     f"{mean(cls, 'head', 3, 'recall')} | {mean(cls, 'head', 5, 'recall')} | {mean(cls, 'head', 10, 'recall')} | "
+                     f"{mean(cls, 'head+label', 5, 'recall')} | {mean(cls, 'head', 5, 'xfp')} | {mean(cls, 'yamnet', 0, 'xfp')} | "
+                     f"{mean(cls, 'yamnet', 0, 'recall_other_source')} / {mean(cls, 'head', 5, 'recall_other_source')} |")
+    return "\n".join(lines) + "\n"
+
+
+def summarise(record) -> str:
+    res = record["results"]
+    out = ["variant      k   recall@<=1FA/h  xFP    recall(cal)  xFP(cal)  FA/h(cal)  n"]
     keys = sorted({(r["variant"], r["k"]) for r in res}, key=lambda x: (x[0], x[1]))
     for v, k in keys:
         rs = [r for r in res if r["variant"] == v and r["k"] == k]
@@ -307,11 +341,15 @@ def summarise(record) -> None:
             vals = [np.mean([r[field] for r in g if field in r]) for g in by_cls.values() if any(field in r for r in g)]
             return np.mean(vals) if vals else float("nan")
 
-        print(f"{v:12s} {k:2d}   {m('recall'):.3f}          {m('xfp'):.3f}  {m('recall_cal'):.3f}        "
-              f"{m('xfp_cal'):.3f}     {m('fa_per_hour_cal'):.2f}       {len(rs)}")
+        out.append(f"{v:12s} {k:2d}   {m('recall'):.3f}          {m('xfp'):.3f}  {m('recall_cal'):.3f}        "
+                   f"{m('xfp_cal'):.3f}     {m('fa_per_hour_cal'):.2f}       {len(rs)}")
     if record.get("train_seconds_k10"):
         ts = np.array(record["train_seconds_k10"])
-        print(f"k=10 training: embedding {ts[:, 0].mean():.1f} s + fit/calibrate {ts[:, 1].mean():.1f} s (mean)")
+        out.append(f"k=10 training (embeddings cached): embedding {ts[:, 0].mean():.1f} s + fit/calibrate "
+                   f"{ts[:, 1].mean():.1f} s (mean)")
+    text = "```\n" + "\n".join(out) + "\n```\n\nRecall at <= 1 FA/h per class (mean of draws):\n\n" + per_class_table(record)
+    print(text)
+    return text
 
 
 if __name__ == "__main__":
