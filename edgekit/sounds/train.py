@@ -45,6 +45,7 @@ class TrainOptions:
     # One scale for all 1024 dimensions: standardising each one blew up dimensions that barely vary
     # in the examples, and held-out room windows then scored absurdly high (dev recall 0.19 -> 0.57).
     standardize: bool = False
+    balance: bool = True  # weigh positives and negatives equally in all
     seed: int = 0
 
 
@@ -141,7 +142,8 @@ def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_
     x = np.concatenate(xs)
     y = np.concatenate([np.ones(pm.sum()), np.zeros(len(x) - pm.sum())])
     w = np.concatenate(ws)
-    w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
+    if options.balance:
+        w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
     w *= len(w) / w.sum()
     return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init)
 
