@@ -180,8 +180,8 @@ def bench_pipeline(model: Model, pcm: np.ndarray, source: str, synthetic: bool,
     Blocks of one hop go through :class:`edgekit.listen.Listener` (the object the daemon, classify
     and evaluate use): the streaming front end featurises each 10 ms frame once, and the model
     runs once per patch. CPU time is ``time.process_time`` (all threads, so cpu:N counts every
-    worker); the model's share is the time the listener spent in it, the rest is the front end
-    and the path's own overhead.
+    worker); the model's share is the CPU time the listener measured around it, the rest is the
+    front end and the path's own overhead.
     """
     from edgekit.listen import Listener
 
@@ -204,7 +204,7 @@ def bench_pipeline(model: Model, pcm: np.ndarray, source: str, synthetic: bool,
             for start in range(0, len(audio), step):
                 patches += len(listener.push(audio[start:start + step]))
             rows.append(_pipeline_row(listener.frontend, hop, audio_s, patches, cpu() - c0,
-                                      listener.inference_seconds, wall() - w0))
+                                      listener.inference_cpu_seconds, wall() - w0))
     for r in rows:
         r["audio_source"] = f"{source} looped to {audio_s:.1f} s" if reps > 1 else source
         r["synthetic"] = synthetic
