@@ -151,6 +151,12 @@ class Listener:
     def seconds(self) -> float:
         return self._stream.samples_seen / self.params.sample_rate_hz
 
+    def samples_wanted(self) -> int:
+        """Samples still to come before the next window is complete: a caller that waits for
+        them wakes once per window instead of once per audio block, and loses no time."""
+        end = self.windows * self.params.patch_hop_samples + self.params.patch_samples
+        return max(1, end - self.samples_seen)
+
     def push(self, block: np.ndarray) -> list[WindowResult]:
         patches = self._stream.push(block)  # checks the dtype
         self._energy.push(np.asarray(block).reshape(-1))
