@@ -1,0 +1,155 @@
+"""Run recordings through the daemon's own path at full speed, and replay its scores through rules.
+
+:func:`score_file` pushes a file, block by block, through the same :class:`~edgekit.pipeline.Pipeline`
+and :class:`~edgekit.detector.Detector` the daemon builds, with a recorder between them that keeps
+each window's scores. :func:`detect` feeds recorded scores to a fresh Detector exactly as the
+pipeline did, so trying other thresholds (calibration, curves, the peers' logic) costs no model
+time and gives the events the daemon would have given (a test pins that equality).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..detector import Detector
+from ..errors import AudioFileError
+from ..events import Event
+from ..settings import Rule
+from .metrics import Detection
+
+RATE = 16000
+BLOCK_SECONDS = 10.0  # read size: bounded memory for hours of audio
+
+
+@dataclass
+class Scores:
+    """One recording's windows: ``end`` times (s), ``scores`` [windows, labels] (zeros where gated)."""
+
+    end: np.ndarray
+    scores: np.ndarray
+    gated: np.ndarray  # bool per window: the volume gate skipped it (the detector saw None)
+    dbfs: np.ndarray
+    duration: float  # seconds of audio
+    hop: float
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, end=self.end, scores=self.scores, gated=self.gated, dbfs=self.dbfs,
+                            duration=self.duration, hop=self.hop)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scores":
+        z = np.load(path)
+        return cls(z["end"], z["scores"], z["gated"], z["dbfs"], float(z["duration"]), float(z["hop"]))
+
+
+class _Recorder:
+    """Stands where the pipeline expects its detector: keeps the scores, passes everything on."""
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        self.end: list[float] = []
+        self.rows: list[np.ndarray | None] = []
+        self.dbfs: list[float] = []
+
+    def update(self, scores, t_mono, t_wall, stream_time, dbfs=None) -> list[Event]:
+        self.end.append(stream_time)
+        self.rows.append(None if scores is None else np.array(scores, np.float32).reshape(-1))
+        self.dbfs.append(-np.inf if dbfs is None else dbfs)
+        return self.detector.update(scores, t_mono, t_wall, stream_time, dbfs)
+
+    def close(self, t_mono, t_wall, stream_time) -> list[Event]:
+        return self.detector.close(t_mono, t_wall, stream_time)
+
+
+def read_blocks(path: str | Path, block_seconds: float = BLOCK_SECONDS):
+    """int16 mono 16 kHz blocks of a file of any rate and channel count, never all of it at once."""
+    p = Path(path)
+    if not p.is_file():
+        raise AudioFileError(f"{p}: no such file")
+    try:
+        f = sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioFileError(f"{p}: cannot read it as audio ({str(exc).strip()})") from None
+    with f:
+        resampler = soxr.ResampleStream(f.samplerate, RATE, 1, dtype="float32") if f.samplerate != RATE else None
+        frames = max(1, int(block_seconds * f.samplerate))
+        while True:
+            x = f.read(frames, dtype="float32", always_2d=True)
+            last = len(x) < frames
+            y = x.mean(axis=1, dtype=np.float32)
+            if resampler is not None:
+                y = resampler.resample_chunk(y, last=last)
+            if len(y):
+                yield np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+            if last:
+                return
+
+
+def audio_seconds(path: str | Path) -> float:
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioFileError(f"{path}: cannot read it as audio ({str(exc).strip()})") from None
+    return info.frames / info.samplerate
+
+
+def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: str = "fixed",
+               min_dbfs: float | None = None) -> tuple[Scores, list[Event]]:
+    """The daemon's path over a file at full speed: its scores and the events ``rules`` gave."""
+    from ..pipeline import Pipeline
+
+    hop = model.params.patch_hop_seconds
+    recorder = _Recorder(Detector(rules, model.labels, hop))
+    pipe = Pipeline(model, recorder, frontend, min_dbfs)
+    events: list[Event] = []
+    for block in read_blocks(path):
+        events += pipe.push(block)
+    events += pipe.flush()
+    events += pipe.close()
+    n = len(model.labels)
+    rows = np.zeros((len(recorder.rows), n), np.float32)
+    gated = np.zeros(len(recorder.rows), bool)
+    for i, r in enumerate(recorder.rows):
+        if r is None:
+            gated[i] = True
+        else:
+            rows[i] = r
+    scores = Scores(np.asarray(recorder.end, np.float64), rows, gated, np.asarray(recorder.dbfs, np.float32),
+                    pipe.stream_seconds, hop)
+    return scores, events
+
+
+def replay(scores: Scores, rules: Sequence[Rule], labels: Sequence[str], hop: float | None = None,
+           every: int = 1) -> list[Event]:
+    """The events a fresh Detector gives on recorded scores (``every``: keep one window in that many)."""
+    det = Detector(rules, labels, hop or scores.hop * every)
+    events: list[Event] = []
+    t0 = time.monotonic()
+    for i in range(0, len(scores.end), every):
+        row = None if scores.gated[i] else scores.scores[i]
+        events += det.update(row, t0, 0.0, float(scores.end[i]), float(scores.dbfs[i]))
+    events += det.close(t0, 0.0, scores.duration)
+    return events
+
+
+def detections(events: Sequence[Event], rules: Sequence[Rule], filename: str, hop: float) -> dict[str, list[Detection]]:
+    """Start/end pairs per rule as (onset, offset): offset is when the score fell below release."""
+    holds = {r.name: r.hold for r in rules}
+    out: dict[str, list[Detection]] = {r.name: [] for r in rules}
+    open_: dict[str, Event] = {}
+    for e in events:
+        if e.kind == "start":
+            open_[e.rule] = e
+        elif e.rule in open_:
+            s = open_.pop(e.rule)
+            # The end waits `hold` seconds below release, the first window below counting one hop.
+            offset = max(s.stream_time, e.stream_time - max(0.0, holds.get(e.rule, 0.0) - hop))
+            out[e.rule].append(Detection(filename, s.stream_time, max(offset, s.stream_time + 1e-3), e.peak))
+    return out
