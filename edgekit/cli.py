@@ -27,6 +27,9 @@ COMMANDS = {
     "service": "service",
     "bench": "bench",
     "models": "models",
+    "evaluate": "evaluate",
+    "calibrate": "calibrate",
+    "soundscape": "soundscape",
 }
 
 

@@ -115,7 +115,7 @@ def _faded(x: np.ndarray, fade: float) -> np.ndarray:
     return x
 
 
-def build(targets: str | Path, background: Sequence[str | Path], out: str | Path, spec: MixSpec = MixSpec(),
+def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str | Path], out: str | Path, spec: MixSpec = MixSpec(),
           labels: Sequence[str] | None = None, with_events: bool = True, tsv: str | Path | None = None) -> Soundscape:
     """Write the soundscape to ``out`` (.flac or .wav) and its annotations to ``tsv`` (DCASE TSV)."""
     rng = np.random.default_rng(spec.seed)
@@ -123,7 +123,7 @@ def build(targets: str | Path, background: Sequence[str | Path], out: str | Path
     if not bg_files:
         raise EvaluationError("no background audio found")
     order = [bg_files[i] for i in rng.permutation(len(bg_files))]
-    clips = target_clips(targets, labels)
+    clips = dict(targets) if isinstance(targets, dict) else target_clips(targets, labels)
 
     # Pass 1: the background's order and length, and its energy/peak per 10 ms.
     plan: list[tuple[Path, int]] = []
