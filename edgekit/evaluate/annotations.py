@@ -6,7 +6,7 @@ number), and every other row is still used. Only a file that cannot be read at a
 
 DCASE TSVs come with or without the header line; a row holding just a file name lists a file
 with no events. An Audacity label file (``start<TAB>end<TAB>label``, spectral-selection lines
-starting with a tab) annotates one recording: the one whose name has the label file's stem, or
+starting with a backslash) annotates one recording: the one whose name has the label file's stem, or
 the only recording given.
 """
 
@@ -51,6 +51,9 @@ def read_annotations(path: str | Path, recordings: list[str] | None = None) -> A
     return _dcase(p, rows)
 
 
+_SPECTRAL = ("", "\\")  # Audacity writes a label's frequency range on a line starting with a backslash
+
+
 def _number(text: str) -> float | None:
     try:
         v = float(text)
@@ -61,7 +64,7 @@ def _number(text: str) -> float | None:
 
 def _is_audacity(rows) -> bool:
     # Audacity: the first two columns of every non-spectral line are numbers; DCASE: a file name first.
-    lines = [r for _, r in rows if r and r[0] != ""]
+    lines = [r for _, r in rows if r and r[0] not in _SPECTRAL]
     return bool(lines) and all(len(r) >= 2 and _number(r[0]) is not None and _number(r[1]) is not None
                                for r in lines)
 
@@ -102,7 +105,7 @@ def _audacity(p: Path, rows, recordings: list[str] | None) -> Annotations:
     problems: list[str] = []
     events: list[Annotation] = []
     for n, r in rows:
-        if r[0] == "":  # spectral selection line (low/high frequency) of the label above
+        if r[0] in _SPECTRAL:  # spectral selection line (low/high frequency) of the label above
             continue
         _add(events, problems, f"{p.name}:{n}", name, r[0], r[1], r[2] if len(r) > 2 else "")
     return _finish(p, events, [name], problems)

@@ -152,17 +152,28 @@ def write_config(source_text: str, fitted: dict[str, Fitted], note: str) -> str:
         f = fitted.get(table.get("name"))
         if f is None:
             continue
-        r = f.rule
-        for key, value in (("enter", r.enter), ("release", r.release), ("smoothing", r.smoothing),
-                           ("k", r.k), ("n", r.n), ("hold", r.hold)):
+        for key, value in _keys(f.rule).items():
             table[key] = value
+        for key in ("k", "n"):
+            if key not in _keys(f.rule) and key in table:
+                del table[key]  # the config refuses k/n that the smoothing does not use
     return "".join(f"# {line}\n" for line in note.splitlines()) + tomlkit.dumps(doc)
 
 
+def _keys(r: Rule) -> dict:
+    keys = {"enter": r.enter, "release": r.release, "smoothing": r.smoothing}
+    if r.smoothing == "k_of_n":
+        keys["k"] = r.k
+    if r.smoothing in ("k_of_n", "mean"):
+        keys["n"] = r.n
+    keys["hold"] = r.hold
+    return keys
+
+
 def toml_snippet(fitted: dict[str, Fitted]) -> str:
+    import tomlkit
+
     lines = []
     for name, f in fitted.items():
-        r = f.rule
-        lines += ["[[rules]]", f'name = "{name}"', f"enter = {r.enter:g}", f"release = {r.release:g}",
-                  f'smoothing = "{r.smoothing}"', f"k = {r.k}", f"n = {r.n}", f"hold = {r.hold:g}", ""]
+        lines += ["[[rules]]", f'name = "{name}"'] + [f"{k} = {tomlkit.item(v).as_string()}" for k, v in _keys(f.rule).items()] + [""]
     return "\n".join(lines)
