@@ -79,7 +79,7 @@ def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
     folded = {n.casefold(): i for i, n in reversed(list(enumerate(labels)))}
     idx = sorted({exact.get(n, folded.get(n.casefold())) for n in rule.labels} - {None})
     col = scores.scores[:, idx].max(axis=1, keepdims=True) if idx else np.zeros((len(scores.end), 1), np.float32)
-    return Scores(scores.end, col, scores.gated, scores.dbfs, scores.duration, scores.hop)
+    return Scores(scores.end, col, scores.gated, scores.dbfs, scores.duration, scores.hop, scores.closed)
 
 
 def _one(rule: Rule) -> Rule:
@@ -145,7 +145,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
 
 def write_config(source_text: str, fitted: dict[str, Fitted], note: str) -> str:
     """A copy of the config's TOML with the fitted values; comments and layout kept (tomlkit)."""
-    import tomlkit
+    tomlkit = _tomlkit()
 
     doc = tomlkit.parse(source_text)
     for table in doc.get("rules", []):
@@ -170,8 +170,16 @@ def _keys(r: Rule) -> dict:
     return keys
 
 
+def _tomlkit():
+    try:
+        import tomlkit
+    except ImportError:
+        raise CalibrationError("writing the config needs tomlkit: pip install 'edgekit[evaluate]'") from None
+    return tomlkit
+
+
 def toml_snippet(fitted: dict[str, Fitted]) -> str:
-    import tomlkit
+    tomlkit = _tomlkit()
 
     lines = []
     for name, f in fitted.items():

@@ -38,15 +38,18 @@ class Scores:
     dbfs: np.ndarray
     duration: float  # seconds of audio
     hop: float
+    closed: float | None = None  # stream time the daemon's path closed the detector at (tail padding included)
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, end=self.end, scores=self.scores, gated=self.gated, dbfs=self.dbfs,
-                            duration=self.duration, hop=self.hop)
+                            duration=self.duration, hop=self.hop,
+                            closed=self.duration if self.closed is None else self.closed)
 
     @classmethod
     def load(cls, path: str | Path) -> "Scores":
         z = np.load(path)
-        return cls(z["end"], z["scores"], z["gated"], z["dbfs"], float(z["duration"]), float(z["hop"]))
+        return cls(z["end"], z["scores"], z["gated"], z["dbfs"], float(z["duration"]), float(z["hop"]),
+                   float(z["closed"]))
 
 
 class _Recorder:
@@ -109,7 +112,9 @@ def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: st
     recorder = _Recorder(Detector(rules, model.labels, hop))
     pipe = Pipeline(model, recorder, frontend, min_dbfs)
     events: list[Event] = []
+    pushed = 0
     for block in read_blocks(path):
+        pushed += len(block)
         events += pipe.push(block)
     events += pipe.flush()
     events += pipe.close()
@@ -122,7 +127,7 @@ def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: st
         else:
             rows[i] = r
     scores = Scores(np.asarray(recorder.end, np.float64), rows, gated, np.asarray(recorder.dbfs, np.float32),
-                    pipe.stream_seconds, hop)
+                    pushed / RATE, hop, pipe.stream_seconds)
     return scores, events
 
 
@@ -135,7 +140,7 @@ def replay(scores: Scores, rules: Sequence[Rule], labels: Sequence[str], hop: fl
     for i in range(0, len(scores.end), every):
         row = None if scores.gated[i] else scores.scores[i]
         events += det.update(row, t0, 0.0, float(scores.end[i]), float(scores.dbfs[i]))
-    events += det.close(t0, 0.0, scores.duration)
+    events += det.close(t0, 0.0, scores.duration if scores.closed is None else scores.closed)
     return events
 
 

@@ -79,7 +79,7 @@ def model_for(config: Config, hop: float | None = None):
 
 def _cache_key(path: str, model, config: Config) -> str:
     st = Path(path).stat()
-    key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
+    key = f"v2|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
           f"{config.model.frontend}|{config.audio.min_dbfs}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
