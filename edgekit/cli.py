@@ -30,6 +30,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "calibrate": "calibrate",
     "soundscape": "soundscape",
+    "record": "record",
 }
 
 
