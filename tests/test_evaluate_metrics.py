@@ -64,6 +64,13 @@ def test_latency_is_first_start_after_onset_late_ones_included():
     assert m.detected == 1  # 1.5 s late is outside the collar, yet its latency is still reported
 
 
+def test_false_alarms_and_latency_use_the_time_the_detection_fired():
+    # Matched by its window centre (0.5 s late), yet it fired 1.2 s after the onset.
+    d = [Detection("a.wav", 10.5, 12.0, fired=11.2), Detection("a.wav", 500.0, 501.0, fired=500.5)]
+    m = rule_metrics(ref((10, 12)), d, {"a.wav": 3600.0})
+    assert m.detected == 1 and m.latency_p50 == pytest.approx(1.2) and m.background_false_alarms == 1
+
+
 def test_no_events_and_no_detections_give_undefined_ratios_not_errors():
     m = rule_metrics([], [], {"a.wav": 60.0})
     assert (m.events, m.detected, m.recall, m.precision, m.f1, m.false_alarms_per_hour) == (0, 0, None, None, None, 0.0)
@@ -78,5 +85,7 @@ def test_detection_offset_is_when_the_score_fell_below_release_not_the_held_end(
     events = replay(s, [rule], ("x",))
     assert [e.kind for e in events] == ["start", "end"]
     (d,) = detections(events, [rule], "a.wav", hop)["dog"]
-    assert d.onset == pytest.approx(1.0) and d.offset == pytest.approx(2.0)
+    assert d.fired == pytest.approx(1.0)  # the start event: when the daemon acts
+    # Matched by the centres of the deciding windows.
+    assert d.onset == pytest.approx(1.0 - WINDOW_SECONDS / 2) and d.offset == pytest.approx(2.0 - WINDOW_SECONDS / 2)
     assert events[1].stream_time == pytest.approx(2.0 + 2.0 - hop)

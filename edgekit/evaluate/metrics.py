@@ -5,17 +5,22 @@ annotated event when its onset is within ``onset_collar`` seconds of the event's
 unless ``offsets=False``, its offset within max(``onset_collar``, half the event's length) of
 the event's offset (sed_eval's ``t_collar`` and ``percentage_of_length=0.5``).
 
-A detection's onset is the stream time of the daemon's start event (the end of the window that
-fired it, i.e. when an action would run); its offset is when the score fell below ``release``
-(the end event less the rule's ``hold``, which only delays the end on purpose).
+A detection's onset and offset are put at the centre of the windows that decided them, as
+frame-based event detection does: a 0.975 s window that starts hearing a sound at its last sample
+says nothing about *when* in the window the sound began, and timing it by the window's end would
+charge every detection half a window of lateness before any collar. The onset is the centre of
+the window that fired the start event; the offset, the centre of the first window below
+``release`` (the end event less the rule's ``hold``, which only delays the end on purpose).
+What a user waits for is measured apart, by latency and false alarms, on ``fired``: the stream
+time of the start event itself (the end of its window, when an action would run).
 
 False alarms per hour count detections that start outside every annotated event of the rule's
 label (each widened by the onset collar before, and by the collar plus one window after, since a
 window still hears a sound for its length after the sound stops), per hour of audio outside those
 same spans: the rate a user would see from the background alone.
 
-Latency is measured for every annotated event that a detection starts within (same widened
-span): the first such start minus the annotated onset, so late detections count too.
+Latency is measured for every annotated event that a detection fires within (same widened span):
+the first such start event's time minus the annotated onset, so late detections count too.
 """
 
 from __future__ import annotations
@@ -35,9 +40,14 @@ WINDOW_SECONDS = 0.975  # YAMNet's window (0.96 s of frames + one STFT window - 
 @dataclass(frozen=True)
 class Detection:
     filename: str
-    onset: float
+    onset: float  # estimated event onset and offset (seconds), matched against the annotations
     offset: float
     peak: float = 0.0
+    fired: float | None = None  # stream time of the start event (None: the onset)
+
+    @property
+    def at(self) -> float:
+        return self.onset if self.fired is None else self.fired
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,10 @@ def rule_metrics(reference: Sequence[Annotation], detections: Sequence[Detection
         )
         spans = zones(ref, onset_collar, duration)
         bg_seconds += duration - sum(b - a for a, b in spans)
-        bg_alarms += sum(not any(a <= d.onset <= b for a, b in spans) for d in est)
+        bg_alarms += sum(not any(a <= d.at <= b for a, b in spans) for d in est)
         for e in ref:
-            starts = [d.onset for d in est
-                      if e.onset - onset_collar <= d.onset <= e.offset + onset_collar + WINDOW_SECONDS]
+            starts = [d.at for d in est
+                      if e.onset - onset_collar <= d.at <= e.offset + onset_collar + WINDOW_SECONDS]
             if starts:
                 latencies.append(min(starts) - e.onset)
     counts = metric.class_wise[label]

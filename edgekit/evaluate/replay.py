@@ -22,7 +22,7 @@ from ..detector import Detector
 from ..errors import AudioFileError
 from ..events import Event
 from ..settings import Rule
-from .metrics import Detection
+from .metrics import WINDOW_SECONDS, Detection
 
 RATE = 16000
 BLOCK_SECONDS = 10.0  # read size: bounded memory for hours of audio
@@ -145,7 +145,7 @@ def replay(scores: Scores, rules: Sequence[Rule], labels: Sequence[str], hop: fl
 
 
 def detections(events: Sequence[Event], rules: Sequence[Rule], filename: str, hop: float) -> dict[str, list[Detection]]:
-    """Start/end pairs per rule as (onset, offset): offset is when the score fell below release."""
+    """Start/end pairs per rule: window centres of the start and of the first window below release."""
     holds = {r.name: r.hold for r in rules}
     out: dict[str, list[Detection]] = {r.name: [] for r in rules}
     open_: dict[str, Event] = {}
@@ -156,5 +156,7 @@ def detections(events: Sequence[Event], rules: Sequence[Rule], filename: str, ho
             s = open_.pop(e.rule)
             # The end waits `hold` seconds below release, the first window below counting one hop.
             offset = max(s.stream_time, e.stream_time - max(0.0, holds.get(e.rule, 0.0) - hop))
-            out[e.rule].append(Detection(filename, s.stream_time, max(offset, s.stream_time + 1e-3), e.peak))
+            half = WINDOW_SECONDS / 2
+            out[e.rule].append(Detection(filename, s.stream_time - half, max(offset, s.stream_time + 1e-3) - half,
+                                         e.peak, s.stream_time))
     return out
