@@ -31,10 +31,10 @@ from edgekit.bench.macs import count_file, mobilenet_v1_table, table_macs, table
 from edgekit.build import BuildRequest, build  # noqa: E402
 from edgekit.build.representative import AUDIO_SUFFIXES, image_crops  # noqa: E402
 from edgekit.build.transplant import image_agreement, official_agreement  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.proof import load_official  # noqa: E402
 from edgekit.bench.device_info import describe  # noqa: E402
-from edgekit.runtime import make_interpreter  # noqa: E402
+from edgekit.models.runtime import make_interpreter  # noqa: E402
 
 # Published (MACs, params): MobileNets paper Tables 6-7 and the model zoo; MobileNet v2 paper;
 # YAMNet's README. The paper's 0.25 figures are rounded to whole millions.

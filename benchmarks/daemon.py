@@ -100,7 +100,7 @@ def alarm_track(data: Path, onsets: int) -> tuple[np.ndarray, list[float]]:
 
 def latency_run(config: Path, onset_times: list[float]) -> list[float]:
     from edgekit.actions.gpio import GpioOutputs
-    from edgekit.service import Service
+    from edgekit.daemon.service import Service
 
     svc = Service(str(config))
     edges: list[float] = []

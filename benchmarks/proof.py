@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.frontend import reference  # noqa: E402
-from edgekit.frontend.fixed import FixedFrontend  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.listen import listen_pcm  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.proof import compare, load_official, official_logmel  # noqa: E402
 
 
@@ -36,15 +36,15 @@ def main() -> int:
     data = Path(args.data)
     official = load_official(data / "models" / "yamnet.tflite")
     body = load_model(data / "models" / "yamnet_spectra_in.tflite")
-    fixed = FixedFrontend(body.input_quant)
     rows, totals = [], np.zeros(4)
     for clip in sorted(p for p in (data / "audio").iterdir() if p.suffix in (".wav", ".ogg", ".flac")):
         pcm = read_audio(clip)
         off_feats, off_scores = official_logmel(official, pcm)
         ours = reference.waveform_to_patches(pcm)
         theirs = np.stack([body.run(p) for p in off_feats])
-        s_float = np.stack([body.run(p) for p in ours])
-        s_fixed = np.stack([body.run_codes(c) for c in fixed.waveform_to_codes(pcm)])
+        # edgekit's side goes through the one path the daemon runs.
+        s_float = np.stack([w.scores for w in listen_pcm(body, pcm, frontend="float")])
+        s_fixed = np.stack([w.scores for w in listen_pcm(body, pcm, frontend="fixed")])
         a_float, d_float = compare(theirs, s_float)
         a_fixed, d_fixed = compare(theirs, s_fixed)
         a_e2e, d_e2e = compare(off_scores, s_float)

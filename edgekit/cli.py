@@ -12,8 +12,8 @@ import logging
 import sys
 import warnings
 
-from . import __version__
-from .errors import EdgekitError, EdgekitWarning
+from edgekit import __version__
+from edgekit.errors import EdgekitError, EdgekitWarning
 
 # name -> module under edgekit.commands; imported lazily so `edgekit --help` stays fast.
 COMMANDS = {

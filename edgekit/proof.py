@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .frontend import reference
-from .model import Model
-from .params import FeatureParams
+from edgekit.frontend import reference
+from edgekit.models.model import Model
+from edgekit.params import FeatureParams
 
 OFFICIAL_LOGMEL_TENSOR = "log_mel_spectrogram"
 
@@ -48,9 +48,9 @@ def official_logmel(official: Model, pcm16: np.ndarray, params: FeatureParams = 
 
 
 def load_official(path) -> Model:
-    from .graph import read_graph_file
-    from .labels import embedded_labels
-    from .runtime import make_interpreter
+    from edgekit.models.tflite import read_graph_file
+    from edgekit.models.labels import embedded_labels
+    from edgekit.models.runtime import make_interpreter
 
     graph, data = read_graph_file(path)
     loaded = make_interpreter(data, "cpu", preserve_all_tensors=True)

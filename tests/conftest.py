@@ -52,7 +52,7 @@ def recordings() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def spectra_model(models_dir):
-    from edgekit.model import load_model
+    from edgekit.models.model import load_model
 
     return load_model(need(models_dir / "yamnet_spectra_in.tflite"))
 

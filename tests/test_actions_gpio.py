@@ -11,8 +11,8 @@ from gpiozero.pins.mock import MockFactory
 from edgekit.actions import Actions, build_actions
 from edgekit.actions.gpio import NO_CHIP_MESSAGE, GpioOutputs, make_pin_factory
 from edgekit.errors import EdgekitError, GpioError
-from edgekit.events import Event
-from edgekit.settings import Config, GpioAction, GpioSettings, Rule
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Config, GpioAction, GpioSettings, Rule
 
 
 def event(kind: str, rule: str = "alarm") -> Event:

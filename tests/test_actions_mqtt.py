@@ -22,8 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgekit.actions import build_actions
 from edgekit.actions.mqtt import MqttPublisher
 from edgekit.errors import EdgekitError, MqttError
-from edgekit.events import Event
-from edgekit.settings import Config, MqttSettings, Rule
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Config, MqttSettings, Rule
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = Rule("smoke", ("Smoke detector, smoke alarm",))
@@ -159,7 +159,7 @@ def test_availability_online_then_offline_after_close(mosquitto, publishers):
 VICTIM = """
 import sys, time
 from edgekit.actions.mqtt import MqttPublisher
-from edgekit.settings import MqttSettings, Rule
+from edgekit.daemon.settings import MqttSettings, Rule
 p = MqttPublisher(MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), device_id="victim"), [Rule("smoke", ())])
 assert p.wait_connected(10)
 print("ready", flush=True)

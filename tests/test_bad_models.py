@@ -12,8 +12,8 @@ import tflite
 
 from edgekit.cli import main
 from edgekit.errors import EdgekitError, ModelFileError, ModelNotFoundError, UnsupportedModelError
-from edgekit.graph import read_graph
-from edgekit.model import load_model
+from edgekit.models.tflite import read_graph
+from edgekit.models.model import load_model
 
 
 def write(tmp_path, name, data: bytes):

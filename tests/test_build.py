@@ -23,7 +23,7 @@ from edgekit.build.architectures import (
 )
 from edgekit.commands import build as build_cmd
 from edgekit.errors import ConfigError, EdgekitError, UnsupportedModelError
-from edgekit.graph import read_graph
+from edgekit.models.tflite import read_graph
 
 pytestmark = pytest.mark.filterwarnings(
     # Keras 3.15 on numpy 2, inside set_weights/predict: not ours to fix
@@ -182,7 +182,7 @@ def test_importing_the_build_package_does_not_import_tensorflow():
 
 def edgetpu_problems(graph) -> list[str]:
     """What `edgekit models inspect` would report as falling back to the CPU; [] when it maps."""
-    from edgekit.edgetpu_compat import check_graph
+    from edgekit.models.edgetpu_compat import check_graph
 
     compat = check_graph(graph)
     problems = [f"op {v.index} {v.op}: {'; '.join(v.reasons)}" for v in compat.unsupported]
@@ -246,8 +246,8 @@ def test_small_model_macs_match_the_spec_and_the_table(small_models, key):
 @needs_tf
 @pytest.mark.parametrize("key", SMALL)
 def test_small_model_runs_in_edgekit_and_is_not_dead(small_models, key):
-    from edgekit.model import load_model
-    from edgekit.runtime import make_interpreter
+    from edgekit.models.model import load_model
+    from edgekit.models.runtime import make_interpreter
 
     path, arch, _ = small_models[key]
     model = load_model(path)
@@ -385,7 +385,7 @@ def test_transplant_reads_every_layer_of_the_official_file(transplanted):
 @needs_tf
 def test_transplant_agrees_with_the_official_yamnet(transplanted, recordings, official_model, spectra_model):
     from edgekit.build.transplant import official_agreement
-    from edgekit.model import load_model
+    from edgekit.models.model import load_model
 
     rebuilt = load_model(transplanted[0])
     result = official_agreement(rebuilt, official_model, spectra_model, recordings)
@@ -404,7 +404,7 @@ def test_a_uint8_mobilenet_is_rebuilt_as_int8_per_channel(tmp_path):
     from edgekit.build import build
     from edgekit.build.representative import image_crops
     from edgekit.build.transplant import image_agreement, read_tflite_layers
-    from edgekit.model import load_model
+    from edgekit.models.model import load_model
 
     legacy = need(MODELS / "mobilenet_v1_0.25_128_quant.tflite")
     pictures = tmp_path / "pictures"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from edgekit import cli
-from edgekit.config import InvalidConfig, load_config, parse_config, suggest_labels
+from edgekit.daemon.config import InvalidConfig, load_config, parse_config, suggest_labels
 from edgekit.errors import ConfigError
-from edgekit.labels import load_labels
-from edgekit.settings import Config, GpioAction
+from edgekit.models.labels import load_labels
+from edgekit.daemon.settings import Config, GpioAction
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "systemd" / "edgekit.toml"
 BASE = {"rules": [{"name": "smoke", "labels": ["Smoke detector, smoke alarm"]}]}
@@ -35,7 +35,7 @@ def no_models(monkeypatch, tmp_path):
     """Model directories with nothing in them, whatever this machine has installed."""
     empty = tmp_path / "models"
     empty.mkdir()
-    monkeypatch.setattr("edgekit.paths.model_dirs", lambda: [empty])
+    monkeypatch.setattr("edgekit.models.paths.model_dirs", lambda: [empty])
     return empty
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.config import load_config, parse_config
-from edgekit.detector import Detector
+from edgekit.daemon.config import load_config, parse_config
+from edgekit.detect.detector import Detector
 from edgekit.errors import ConfigError
-from edgekit.settings import Rule
+from edgekit.daemon.settings import Rule
 
 LABELS = ("Speech", "Smoke detector, smoke alarm", "Fire alarm", "Dog")
 SMOKE, FIRE = 1, 2
@@ -176,14 +176,14 @@ def test_rules_are_independent_and_labels_are_checked():
 
 @pytest.fixture(scope="module")
 def windows(spectra_model, recordings):
-    from edgekit.classify import classify_pcm
+    from edgekit.listen import listen_pcm
     from edgekit.params import FeatureParams
 
     cache = {}
 
     def get(name: str, hop: float):
         if (name, hop) not in cache:
-            cache[name, hop] = classify_pcm(spectra_model, recordings[name], FeatureParams().with_hop(hop))
+            cache[name, hop] = listen_pcm(spectra_model, recordings[name], params=FeatureParams().with_hop(hop))
         return cache[name, hop]
 
     return get

@@ -11,8 +11,8 @@ import pytest
 from edgekit.actions import build_actions
 from edgekit.actions.eventlog import EventLog
 from edgekit.errors import EdgekitError, EventLogError
-from edgekit.events import Event
-from edgekit.settings import Config, EventLogSettings
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Config, EventLogSettings
 
 
 def event(i: int, kind: str = "start") -> Event:

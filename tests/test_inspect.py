@@ -8,10 +8,11 @@ import stat
 
 import pytest
 
-from edgekit import edgetpu_compat as etc
+from edgekit.models import edgetpu_compat as etc
+from edgekit.models import edgetpu_compiler as etcc
 from edgekit.errors import EdgeTPUCompilerError
-from edgekit.graph import Graph, OperatorInfo, TensorInfo, read_graph_file
-from edgekit.inspection import inspect_file, text_report
+from edgekit.models.tflite import Graph, OperatorInfo, TensorInfo, read_graph_file
+from edgekit.models.inspection import inspect_file, text_report
 
 from test_zoo import cache, cli  # noqa: F401  (the fixture and the in-process CLI)
 
@@ -226,7 +227,7 @@ def test_compiler_missing_says_how_to_get_it(models_dir, tmp_path, monkeypatch, 
     monkeypatch.setenv("PATH", str(tmp_path))  # no edgetpu_compiler anywhere
     model = models_dir / "yamnet_spectra_in.tflite"
     with pytest.raises(EdgeTPUCompilerError, match="not installed"):
-        etc.run_compiler(model, tmp_path)
+        etcc.run_compiler(model, tmp_path)
     assert cli("compile", str(model), "-o", str(tmp_path / "out")) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -237,7 +238,7 @@ def test_compiler_missing_says_how_to_get_it(models_dir, tmp_path, monkeypatch, 
 
 
 def test_compiler_command_line():
-    assert etc.compiler_command("m.tflite", "out") == ["edgetpu_compiler", "-s", "-o", "out", "m.tflite"]
+    assert etcc.compiler_command("m.tflite", "out") == ["edgetpu_compiler", "-s", "-o", "out", "m.tflite"]
 
 
 ALL_MAPPED = """Edge TPU Compiler version 16.0.384591198
@@ -273,13 +274,13 @@ Number of operations that will run on CPU: 48
 
 
 def test_parse_log():
-    a = etc.parse_log(ALL_MAPPED.format(model="m.tflite", out="o/m_edgetpu.tflite", log="x.log"))
+    a = etcc.parse_log(ALL_MAPPED.format(model="m.tflite", out="o/m_edgetpu.tflite", log="x.log"))
     assert (a["version"], a["total_ops"], a["mapped_ops"], a["cpu_ops"], a["subgraphs"]) == \
         ("16.0.384591198", 34, 27, 2, 1)
     assert a["output"] == "o/m_edgetpu.tflite"
-    b = etc.parse_log(PARTIAL)
+    b = etcc.parse_log(PARTIAL)
     assert (b["mapped_ops"], b["cpu_ops"], b["total_ops"]) == (117, 48, 165)
-    c = etc.parse_log("Edge TPU Compiler version 16.0\nTotal number of operations: 31\n")
+    c = etcc.parse_log("Edge TPU Compiler version 16.0\nTotal number of operations: 31\n")
     assert (c["mapped_ops"], c["cpu_ops"]) == (31, 0)
 
 

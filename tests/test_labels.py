@@ -1,9 +1,9 @@
 import pytest
 
 from edgekit.errors import LabelsError
-from edgekit.graph import read_graph_file
-from edgekit.labels import embedded_labels, load_labels, parse_labels
-from edgekit.model import load_model
+from edgekit.models.tflite import read_graph_file
+from edgekit.models.labels import embedded_labels, load_labels, parse_labels
+from edgekit.models.model import load_model
 
 
 def test_class_map_csv(models_dir):

@@ -25,7 +25,7 @@ from edgekit.bench.macs import (
     ModelCost, count_file, count_graph, mobilenet_v1_table, separable_conv_macs,
     standard_conv_macs, table_macs, table_params, yamnet_table,
 )
-from edgekit.graph import Graph, OperatorInfo, TensorInfo, read_graph_file
+from edgekit.models.tflite import Graph, OperatorInfo, TensorInfo, read_graph_file
 
 M = 1_000_000
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from edgekit.notify import Notifier
+from edgekit.daemon.notify import Notifier
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from edgekit import edgetpu
+from edgekit.models import edgetpu
 from edgekit.errors import DeviceError, EdgeTPUError, FallbackWarning, EdgekitWarning
-from edgekit.model import load_model
-from edgekit.runtime import Device, make_interpreter, parse_device, runtime_info
+from edgekit.models.model import load_model
+from edgekit.models.runtime import Device, make_interpreter, parse_device, runtime_info
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgekit.service import Service
+from edgekit.daemon.service import Service
 from mosquitto import make_broker, mosquitto  # noqa: F401 - fixtures
 from pulse import pulse  # noqa: F401 - fixture
 

@@ -84,7 +84,7 @@ def test_waveform_windows_match_the_batch_windows(recordings):
 def test_dbfs_levels():
     import math
 
-    from edgekit.pipeline import dbfs
+    from edgekit.listen import dbfs
 
     t = np.arange(16000) / 16000
     sine = np.round(32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit import service_install as si
+from edgekit.daemon import install as si
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMD = ROOT / "systemd"

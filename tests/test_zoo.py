@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit import zoo
+from edgekit.models import zoo
 from edgekit.commands import models as models_cmd
 from edgekit.errors import ChecksumError, DownloadError, EdgekitError, ModelNotFoundError
-from edgekit.graph import read_graph_file
-from edgekit.labels import embedded_labels
+from edgekit.models.tflite import read_graph_file
+from edgekit.models.labels import embedded_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("yamnet", "yamnet_spectra_in", "yamnet_spectra_in_edgetpu", "mobilenet_v1_0.25_128_quant",
@@ -99,7 +99,7 @@ def test_manifest_checksums_equal_shared_sha256sums(models_dir):
 
 
 def test_manifest_inputs_and_labels_match_the_graphs(models_dir):
-    from edgekit.model import input_kind
+    from edgekit.models.model import input_kind
 
     for e in shared_entries(models_dir):
         if not e.is_model:
@@ -196,8 +196,8 @@ def test_path_prints_the_cached_file_or_says_how_to_get_it(cache, models_dir, ca
 
 
 def test_load_model_finds_what_pull_put_there(cache, models_dir, capsys):
-    from edgekit.model import load_model
-    from edgekit.paths import resolve_model
+    from edgekit.models.model import load_model
+    from edgekit.models.paths import resolve_model
 
     for name, file in (("yamnet_spectra_in", "yamnet_spectra_in.tflite"),
                        ("yamnet_class_map", "yamnet_class_map.csv")):
@@ -211,7 +211,7 @@ def test_load_model_finds_what_pull_put_there(cache, models_dir, capsys):
 
 
 def test_cache_dir_follows_the_service_and_the_user(tmp_path, monkeypatch):
-    from edgekit.paths import model_dirs
+    from edgekit.models.paths import model_dirs
 
     monkeypatch.delenv("EDGEKIT_MODEL_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -53,9 +53,9 @@ import edgekit  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.frontend import reference  # noqa: E402
 from edgekit.frontend.fixed import FixedFrontend, quantise  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
-from edgekit.runtime import runtime_info  # noqa: E402
+from edgekit.models.runtime import runtime_info  # noqa: E402
 
 SCHEMA = "edgekit-arm64-check/1"
 AUDIO_SUFFIXES = (".wav", ".ogg", ".flac")

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Protocol
 
-from ..events import Event
-from ..settings import Config
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,15 @@ def build_actions(config: Config) -> Actions:
     built: list[Action] = []
     try:
         if config.log is not None:
-            from .eventlog import EventLog
+            from edgekit.actions.eventlog import EventLog
 
             built.append(EventLog(config.log))
         if any(rule.gpio is not None for rule in config.rules):
-            from .gpio import GpioOutputs
+            from edgekit.actions.gpio import GpioOutputs
 
             built.append(GpioOutputs(config.rules, config.gpio))
         if config.mqtt is not None and any(rule.mqtt for rule in config.rules):
-            from .mqtt import MqttPublisher
+            from edgekit.actions.mqtt import MqttPublisher
 
             built.append(MqttPublisher(config.mqtt, config.rules))
     except BaseException:

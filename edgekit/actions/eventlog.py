@@ -13,10 +13,10 @@ import os
 import threading
 from pathlib import Path
 
-from ..errors import EventLogError
-from ..events import Event
-from ..settings import EventLogSettings
-from . import event_json
+from edgekit.errors import EventLogError
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import EventLogSettings
+from edgekit.actions import event_json
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from types import MappingProxyType
 
 from gpiozero import DigitalOutputDevice
 
-from ..errors import GpioError
-from ..events import Event
-from ..settings import GpioAction, GpioSettings, Rule
+from edgekit.errors import GpioError
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import GpioAction, GpioSettings, Rule
 
 log = logging.getLogger(__name__)
 

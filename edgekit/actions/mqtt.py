@@ -39,11 +39,11 @@ from itertools import count
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .. import __version__
-from ..errors import MqttError
-from ..events import Event
-from ..settings import MqttSettings, Rule
-from . import event_json
+from edgekit import __version__
+from edgekit.errors import MqttError
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import MqttSettings, Rule
+from edgekit.actions import event_json
 
 log = logging.getLogger(__name__)
 

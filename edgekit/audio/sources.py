@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from ..errors import AudioError
-from .files import TARGET_RATE, read_audio
-from .ring import SampleRing
+from edgekit.errors import AudioError
+from edgekit.audio.files import TARGET_RATE, iter_audio
+from edgekit.audio.ring import SampleRing
 
 log = logging.getLogger("edgekit.audio")
 
@@ -34,17 +34,23 @@ class SourceStats:
 
 
 class FileSource:
-    """A recording replayed in real time (``speed="realtime"``) or as fast as possible (``"max"``)."""
+    """A recording replayed in real time (``speed="realtime"``) or as fast as possible (``"max"``).
+
+    The file is decoded a few seconds at a time (:func:`iter_audio`): replaying a 2-hour
+    recording costs the memory of a short one.
+    """
 
     def __init__(self, path: str, block_seconds: float = 0.05, speed: str = "realtime"):
         if speed not in ("realtime", "max"):
             raise AudioError(f"unknown speed {speed!r}: use realtime or max")
         self.path = path
-        self.samples = read_audio(path, allow_silence=True)
+        self._blocks = iter_audio(path)
+        self._pending = next(self._blocks, np.zeros(0, np.int16))  # opens the file now: errors at start
         self.block = max(1, round(block_seconds * TARGET_RATE))
         self.speed = speed
         self.stats = SourceStats()
-        self._pos = 0
+        self._pos = 0  # samples handed out
+        self._done = False
         self._t0: float | None = None
 
     def start(self) -> None:
@@ -52,10 +58,21 @@ class FileSource:
 
     @property
     def finished(self) -> bool:
-        return self._pos >= len(self.samples)
+        return self._done
+
+    def _take(self, n: int) -> np.ndarray:
+        while len(self._pending) < n:
+            nxt = next(self._blocks, None)
+            if nxt is None:
+                break
+            self._pending = np.concatenate([self._pending, nxt])
+        block, self._pending = self._pending[:n], self._pending[n:]
+        if not len(block):
+            self._done = True
+        return block
 
     def read(self, timeout: float = 0.5) -> np.ndarray | None:
-        if self.finished:
+        if self._done:
             return None
         if self.speed == "realtime":
             # Pace by the wall clock, not by sleeps, so processing time does not add drift.
@@ -65,12 +82,15 @@ class FileSource:
                 time.sleep(min(wait, timeout))
                 if time.monotonic() < due:
                     return np.zeros(0, np.int16)
-        block = self.samples[self._pos:self._pos + self.block]
+        block = self._take(self.block)
+        if self._done:
+            return None
         self._pos += len(block)
         return block
 
     def stop(self) -> None:
-        self._pos = len(self.samples)
+        self._done = True
+        self._blocks.close()
 
     def describe(self) -> str:
         return f"file {self.path} ({self.speed})"

@@ -51,11 +51,11 @@ def _mem_total_mib() -> int | None:
 def describe() -> dict:
     import numpy
 
-    from .. import __version__
-    from ..commands.doctor import board_model, cpu_model
-    from ..edgetpu import status
-    from ..errors import RuntimeNotFoundError
-    from ..runtime import runtime_info
+    from edgekit import __version__
+    from edgekit.commands.doctor import board_model, cpu_model
+    from edgekit.models.edgetpu import status
+    from edgekit.errors import RuntimeNotFoundError
+    from edgekit.models.runtime import runtime_info
 
     try:
         rt = runtime_info()

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 
-from ..errors import UnsupportedModelError
-from ..graph import Graph, OperatorInfo, read_graph_file
+from edgekit.errors import UnsupportedModelError
+from edgekit.models.tflite import Graph, OperatorInfo, read_graph_file
 
 MAC_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
 ELEMENT_OPS = frozenset({"ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MEAN"})

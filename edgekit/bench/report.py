@@ -8,17 +8,17 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ConfigError
+from edgekit.errors import ConfigError
 
 SCHEMA = "edgekit.bench/1"
-PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "published.json"
+PUBLISHED = Path(__file__).with_name("published.json")  # package data
 RSS_NOTE = ("peak RSS is ru_maxrss of the whole process: a high-water mark that includes Python, "
             "numpy, the runtime and every model loaded before the row, so it only grows down the table")
 
 
 def make_record(results: list[dict], machine: dict, settings: dict, label: str | None = None,
                 notes: list[str] | None = None) -> dict:
-    from .. import __version__
+    from edgekit import __version__
 
     return {
         "schema": SCHEMA,
@@ -281,7 +281,7 @@ def class_matches(machine: dict, cls: dict) -> bool:
 def check_published(record: dict, published: dict, tolerance: float | None = None) -> dict:
     """Each row with a published figure for its model and device kind: within ±tolerance or not,
     and only where this machine belongs to the figure's device class."""
-    from ..runtime import parse_device
+    from edgekit.models.runtime import parse_device
 
     tol = published.get("tolerance", 0.3) if tolerance is None else tolerance
     classes = published["device_classes"]

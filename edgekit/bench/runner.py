@@ -20,17 +20,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import EdgekitError, LabelsError
-from ..frontend import reference
-from ..frontend.fixed import FixedFrontend, InputQuant, quantise
-from ..frontend.stream import StreamingFrontend, StreamingWindows
-from ..graph import read_graph_file
-from ..labels import embedded_labels, find_sidecar_labels, load_labels
-from ..model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
-from ..params import FeatureParams
-from ..paths import resolve_model
-from ..runtime import make_interpreter, parse_device, probe
-from . import macs
+from edgekit.errors import EdgekitError, LabelsError
+from edgekit.frontend import reference
+from edgekit.quant import InputQuant, quantise
+from edgekit.models.tflite import read_graph_file
+from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
+from edgekit.models.paths import resolve_model
+from edgekit.models.runtime import make_interpreter, parse_device, probe
+from edgekit.bench import macs
 
 HOPS = (0.48, 0.1)  # streaming hops for --pipeline: YAMNet's own, and a 10 Hz detector
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
@@ -148,7 +146,7 @@ def load_image(path: Path, h: int, w: int) -> tuple[np.ndarray, str]:
 
 def load_audio(settings: Settings) -> tuple[np.ndarray, str, bool]:
     """int16 16 kHz samples, where they came from, and whether they are synthetic."""
-    from ..audio.files import read_audio
+    from edgekit.audio.files import read_audio
 
     if settings.input is not None and settings.input.suffix.lower() in AUDIO_SUFFIXES:
         return read_audio(settings.input), settings.input.name, False
@@ -348,7 +346,7 @@ def empty_row(spec: str, device: str, xnnpack: bool | None) -> dict:
 def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings,
                 progress_factory=None) -> dict:
     """One (model, device, XNNPACK) row. Never raises for a model or device that cannot run."""
-    from ..edgetpu import status as edgetpu_status
+    from edgekit.models.edgetpu import status as edgetpu_status
 
     row = empty_row(spec, device, xnnpack)
     try:
@@ -426,94 +424,55 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
 # --- front end + model, as the daemon runs them ----------------------------------------------
 
 
-def _runner(model: Model, frontend: str) -> Callable[[np.ndarray], np.ndarray]:
-    if frontend == "in-graph":
-        return lambda f: model.run(f.astype(np.float32) / 32768.0)
-    if frontend == "fixed":
-        return model.run_codes
-    return model.run
-
-
-def _stream_for(model: Model, frontend: str, params: FeatureParams):
-    if frontend == "in-graph":
-        return StreamingWindows(params)
-    if frontend == "fixed":
-        return StreamingFrontend.fixed(model.input_quant, params)
-    return StreamingFrontend.float(params)
-
-
-def _pipeline_row(frontend, mode, hop, audio_s, patches, fe_cpu, model_cpu, wall) -> dict:
-    cpu = fe_cpu + model_cpu
+def _pipeline_row(frontend, hop, audio_s, patches, cpu_s, model_s, wall) -> dict:
+    fe_cpu = max(0.0, cpu_s - model_s)
 
     def r(x, digits=4):
         return None if x is None else round(x, digits)
 
     return {
-        "frontend": frontend, "mode": mode, "hop_s": hop, "audio_s": round(audio_s, 3),
-        "patches": patches, "frontend_cpu_s": r(fe_cpu, 6), "model_cpu_s": r(model_cpu, 6),
+        "frontend": frontend, "mode": "stream", "hop_s": hop, "audio_s": round(audio_s, 3),
+        "patches": patches, "frontend_cpu_s": r(fe_cpu, 6), "model_cpu_s": r(model_s, 6),
         "wall_s": r(wall, 6),
         "frontend_cpu_ms_per_hop": r(1000 * fe_cpu * hop / audio_s if audio_s else None),
-        "model_cpu_ms_per_patch": r(1000 * model_cpu / patches if patches else None),
-        "rtf_cpu": r(audio_s / cpu if cpu > 0 else None, 1),
+        "model_cpu_ms_per_patch": r(1000 * model_s / patches if patches else None),
+        "rtf_cpu": r(audio_s / cpu_s if cpu_s > 0 else None, 1),
         "rtf_wall": r(audio_s / wall if wall > 0 else None, 1),
     }
 
 
 def bench_pipeline(model: Model, pcm: np.ndarray, source: str, synthetic: bool,
                    seconds: float = 30.0) -> list[dict]:
-    """Real-time factors (seconds of audio per CPU second) of front end + model.
+    """Real-time factors (seconds of audio per CPU second) of the daemon's own path.
 
-    ``patch``: every 0.975 s window featurised from scratch at YAMNet's 0.48 s hop (what a
-    batch classifier does). ``stream``: blocks of one hop pushed through the streaming front end,
-    which featurises each 10 ms frame once, and one inference per patch. CPU time is
-    ``time.process_time`` (all threads of this process, so cpu:N counts every worker).
+    Blocks of one hop go through :class:`edgekit.listen.Listener` (the object the daemon, classify
+    and evaluate use): the streaming front end featurises each 10 ms frame once, and the model
+    runs once per patch. CPU time is ``time.process_time`` (all threads, so cpu:N counts every
+    worker); the model's share is the time the listener spent in it, the rest is the front end
+    and the path's own overhead.
     """
+    from edgekit.listen import Listener
+
     p = model.params
     reps = max(1, int(np.ceil(seconds * p.sample_rate_hz / len(pcm))))
     audio = np.tile(pcm, reps)[: max(len(pcm), int(seconds * p.sample_rate_hz))]
     audio_s = len(audio) / p.sample_rate_hz
     if model.kind == WAVEFORM:
-        frontends = ["in-graph"]
+        frontends = [None]
     else:
         frontends = ["float"] + (["fixed"] if model.input_quant is not None else [])
     cpu, wall = time.process_time, time.perf_counter
     rows = []
     for fe in frontends:
-        run = _runner(model, fe)
-        fixed = FixedFrontend(model.input_quant, p) if fe == "fixed" else None
-        featurise = {
-            "in-graph": lambda w: w,
-            "float": lambda w: reference.waveform_to_patches(w, p)[0],
-            "fixed": lambda w: fixed.waveform_to_codes(w)[0],
-        }[fe]
-        windows = reference.frame(audio, p.patch_samples, p.patch_hop_samples)
-        fe_cpu = model_cpu = 0.0
-        w0 = wall()
-        for w in windows:
-            c0 = cpu()
-            feats = featurise(w)
-            c1 = cpu()
-            run(feats)
-            fe_cpu += c1 - c0
-            model_cpu += cpu() - c1
-        rows.append(_pipeline_row(fe, "patch", p.patch_hop_seconds, len(windows) * p.patch_hop_seconds,
-                                  len(windows), fe_cpu, model_cpu, wall() - w0))
         for hop in HOPS:
-            hp = p.with_hop(hop)
-            stream = _stream_for(model, fe, hp)
-            fe_cpu = model_cpu = 0.0
+            listener = Listener(model, fe, params=p.with_hop(hop))
+            step = listener.params.patch_hop_samples
             patches = 0
-            w0 = wall()
-            for start in range(0, len(audio), hp.patch_hop_samples):
-                c0 = cpu()
-                out = stream.push(audio[start:start + hp.patch_hop_samples])
-                c1 = cpu()
-                for patch in out:
-                    run(patch.features)
-                fe_cpu += c1 - c0
-                model_cpu += cpu() - c1
-                patches += len(out)
-            rows.append(_pipeline_row(fe, "stream", hop, audio_s, patches, fe_cpu, model_cpu, wall() - w0))
+            c0, w0 = cpu(), wall()
+            for start in range(0, len(audio), step):
+                patches += len(listener.push(audio[start:start + step]))
+            rows.append(_pipeline_row(listener.frontend, hop, audio_s, patches, cpu() - c0,
+                                      listener.inference_seconds, wall() - w0))
     for r in rows:
         r["audio_source"] = f"{source} looped to {audio_s:.1f} s" if reps > 1 else source
         r["synthetic"] = synthetic
@@ -524,7 +483,7 @@ def expand(models: list[str], devices: list[str],
            xnnpack_modes: list[bool]) -> list[tuple[str, str, bool | None]]:
     """The (model, device, xnnpack) rows to run. An Edge TPU device that is absent, or an
     ``_edgetpu`` model on the CPU, gets one row, not one per XNNPACK setting."""
-    from ..edgetpu import status as edgetpu_status
+    from edgekit.models.edgetpu import status as edgetpu_status
 
     usable = None
     rows = []

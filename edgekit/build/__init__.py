@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, EdgekitError
+from edgekit.errors import ConfigError, EdgekitError
 
 if TYPE_CHECKING:
-    from .architectures import Arch
+    from edgekit.build.architectures import Arch
 
 INSTALL_HINT = "install the build extra: pip install 'edgekit[build]'"
 QUANT_MODES = ("int8", "int8-float-io")
@@ -93,7 +93,7 @@ class BuildRequest:
 
 def check_request(req: BuildRequest) -> None:
     """Everything that can be checked without TensorFlow; each message says what to do."""
-    from .architectures import FAMILIES
+    from edgekit.build.architectures import FAMILIES
 
     if req.family not in FAMILIES:
         raise ConfigError(f"unknown architecture {req.family!r}; choose from {', '.join(FAMILIES)}")
@@ -124,9 +124,9 @@ def check_request(req: BuildRequest) -> None:
 
 def build(req: BuildRequest) -> tuple[bytes, Arch, tuple[str, ...] | None]:
     """(the .tflite bytes, the architecture, class labels when the weights bring them)."""
-    from .architectures import arch_for, keras_model
-    from .quantize import convert
-    from .representative import representative_for
+    from edgekit.build.architectures import arch_for, keras_model
+    from edgekit.build.quantize import convert
+    from edgekit.build.representative import representative_for
 
     check_request(req)
     require_tensorflow()
@@ -134,15 +134,15 @@ def build(req: BuildRequest) -> tuple[bytes, Arch, tuple[str, ...] | None]:
     model = keras_model(arch, req.seed)
     labels = None
     if req.weights == "official":
-        from .transplant import transplant_official
+        from edgekit.build.transplant import transplant_official
 
         labels = transplant_official(model, req.official_model)
     elif req.weights.endswith(".tflite"):
-        from .transplant import transplant_tflite
+        from edgekit.build.transplant import transplant_tflite
 
         labels = transplant_tflite(model, req.weights)
     elif req.weights != "random":
-        from .transplant import load_weights_file
+        from edgekit.build.transplant import load_weights_file
 
         load_weights_file(model, req.weights)
     data = representative_for(arch, req.representative, req.samples, req.seed)

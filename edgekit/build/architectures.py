@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from ..bench.macs import LayerCost
+from edgekit.bench.macs import LayerCost
 
 ALPHAS = (1.0, 0.75, 0.5, 0.25)
 RESOLUTIONS = (224, 192, 160, 128)
@@ -218,7 +218,7 @@ def keras_model(arch: Arch, seed: int = 0):
     Random weights are He-normal; the depthwise kernels get stddev sqrt(2/9) (fan-in 9), since
     Keras's default initialiser makes an untrained MobileNet's activations vanish.
     """
-    from . import require_tensorflow
+    from edgekit.build import require_tensorflow
 
     _, keras = require_tensorflow()
     keras.utils.set_random_seed(seed)

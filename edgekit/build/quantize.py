@@ -14,7 +14,7 @@ import numpy as np
 
 def convert(model, representative: np.ndarray, quant: str = "int8") -> bytes:
     """``representative``: [N, *model input shape] float32 samples in the model's input units."""
-    from . import QUANT_MODES, native_stderr_held, quiet_stdout, require_tensorflow
+    from edgekit.build import QUANT_MODES, native_stderr_held, quiet_stdout, require_tensorflow
 
     if quant not in QUANT_MODES:
         raise ValueError(f"quant must be one of {QUANT_MODES}, not {quant!r}")

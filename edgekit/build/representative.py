@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioFileError, ConfigError, EdgekitWarning
-from ..params import FeatureParams
+from edgekit.errors import AudioFileError, ConfigError, EdgekitWarning
+from edgekit.params import FeatureParams
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".gif")
@@ -36,8 +36,8 @@ def _pick(samples: np.ndarray, n: int, seed: int) -> np.ndarray:
 def audio_patches(folder: Path, n: int = 200, seed: int = 0,
                   params: FeatureParams = FeatureParams()) -> np.ndarray:
     """[≤ n, 96, 64] float32 log-mel patches from every recording under ``folder``."""
-    from ..audio.files import read_audio
-    from ..frontend.reference import waveform_to_patches
+    from edgekit.audio.files import read_audio
+    from edgekit.frontend.reference import waveform_to_patches
 
     files = _files(folder, AUDIO_SUFFIXES)
     hop = params.with_hop(CALIBRATION_HOP_S)
@@ -56,7 +56,7 @@ def audio_patches(folder: Path, n: int = 200, seed: int = 0,
 def synthetic_audio_patches(n: int = 200, seed: int = 0,
                             params: FeatureParams = FeatureParams()) -> np.ndarray:
     """Noise and tones at levels from -80 to -6 dBFS: plausible log-mel ranges, no meaning."""
-    from ..frontend.reference import waveform_to_patches
+    from edgekit.frontend.reference import waveform_to_patches
 
     rng = np.random.default_rng(seed)
     t = np.arange(params.patch_samples) / params.sample_rate_hz
@@ -72,7 +72,7 @@ def synthetic_audio_patches(n: int = 200, seed: int = 0,
 def image_crops(folder: Path, size: int, n: int = 200, seed: int = 0) -> np.ndarray:
     """[n, size, size, 3] float32 in [-1, 1]: random crops (half to all of the short side),
     flipped at random, resized bilinearly."""
-    from . import require_tensorflow
+    from edgekit.build import require_tensorflow
 
     tf, _ = require_tensorflow()
     images = []

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LabelsError, UnsupportedModelError
-from ..graph import Graph, read_graph_file
+from edgekit.errors import LabelsError, UnsupportedModelError
+from edgekit.models.tflite import Graph, read_graph_file
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -63,7 +63,7 @@ def to_keras_layout(opcode: str, weights: np.ndarray) -> np.ndarray:
 
 
 def read_tflite_layers(path) -> tuple[Graph, bytes, list]:
-    from ..runtime import make_interpreter
+    from edgekit.models.runtime import make_interpreter
 
     graph, data = read_graph_file(path)
     if graph.is_edgetpu:
@@ -77,7 +77,7 @@ def read_tflite_layers(path) -> tuple[Graph, bytes, list]:
 def load_layers(model, layers, source: str = "model") -> None:
     """Set the Keras model's weights from ``layers``: (kind, kernel, bias) in Keras layout, one
     per weighted layer in order; any disagreement in count or shape is an error naming both."""
-    from .architectures import weighted_layers
+    from edgekit.build.architectures import weighted_layers
 
     targets = weighted_layers(model)
     if len(targets) != len(layers):
@@ -106,7 +106,7 @@ def keras_file_layers(path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(kind, kernel, bias) of a saved Keras model's conv / depthwise / dense layers, in order,
     with each BatchNormalization folded into the layer before it, so a MobileNet trained the
     usual way (conv without bias + BN + ReLU6) loads into the bias-only form built here."""
-    from . import require_tensorflow
+    from edgekit.build import require_tensorflow
 
     _, keras = require_tensorflow()
     try:
@@ -157,21 +157,18 @@ def load_weights_file(model, path) -> None:
 def transplant_tflite(model, path) -> tuple[str, ...] | None:
     """Load a quantised .tflite's weights into ``model``; returns the labels it carries (embedded,
     or a labels file beside it), so the rebuilt model names its classes the same way."""
-    from ..labels import embedded_labels, find_sidecar_labels, load_labels
+    from edgekit.models.labels import model_labels
 
     graph, data = load_tflite_layers(model, path)
-    labels = embedded_labels(graph, data)
-    if labels is None and (sidecar := find_sidecar_labels(Path(path))) is not None:
-        try:
-            labels = load_labels(sidecar)
-        except LabelsError:
-            pass  # labels are a convenience here; the weights are what was asked for
-    return labels
+    try:
+        return model_labels(Path(path), graph, data)[0]
+    except LabelsError:
+        return None  # labels are a convenience here; the weights are what was asked for
 
 
 def transplant_official(model, official: str = "yamnet") -> tuple[str, ...] | None:
     """Load the official YAMNet's weights into ``model``; returns the file's embedded labels."""
-    from ..paths import resolve_model
+    from edgekit.models.paths import resolve_model
 
     return transplant_tflite(model, resolve_model(official))
 
@@ -189,20 +186,23 @@ def official_agreement(rebuilt, official, spectra, recordings: dict, params=None
     only the two int8 bodies differ.
     ``official`` is loaded with :func:`edgekit.proof.load_official`; ``spectra`` may be None.
     """
-    from ..frontend import reference
-    from ..params import FeatureParams
-    from ..proof import Agreement, compare, official_logmel
+    from edgekit.listen import listen_pcm
+    from edgekit.params import FeatureParams
+    from edgekit.proof import Agreement, compare, official_logmel
 
     params = params or FeatureParams()
     sums: dict[str, list] = {}
+
+    def scores(model, pcm):  # edgekit's side: the one path the daemon runs
+        return np.stack([w.scores for w in listen_pcm(model, pcm, frontend="float", params=params)])
+
     for pcm in recordings.values():
         feats, official_scores = official_logmel(official, pcm, params)
-        patches = reference.waveform_to_patches(pcm, params)
-        ours = np.stack([rebuilt.run(p) for p in patches])
+        ours = scores(rebuilt, pcm)
         pairs = {"yamnet.tflite": (official_scores, ours),
                  "official log-mel in": (official_scores, np.stack([rebuilt.run(f) for f in feats]))}
         if spectra is not None:
-            pairs["yamnet_spectra_in.tflite"] = (np.stack([spectra.run(p) for p in patches]), ours)
+            pairs["yamnet_spectra_in.tflite"] = (scores(spectra, pcm), ours)
         for key, (a, b) in pairs.items():
             agree, delta = compare(a, b)
             s = sums.setdefault(key, [0, 0, 0.0])
@@ -211,9 +211,9 @@ def official_agreement(rebuilt, official, spectra, recordings: dict, params=None
 
 
 def image_agreement(rebuilt, original, images) -> "Agreement":
-    """Top-1 agreement and mean |Δscore| of two image models (:class:`edgekit.model.Model`) over
+    """Top-1 agreement and mean |Δscore| of two image models (:class:`edgekit.models.model.Model`) over
     ``images`` ([N, H, W, 3] in [-1, 1]), e.g. an int8 rebuild of a uint8 MobileNet against it."""
-    from ..proof import Agreement, compare
+    from edgekit.proof import Agreement, compare
 
     a = np.stack([original.run(x) for x in images])
     b = np.stack([rebuilt.run(x) for x in images])

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from edgekit.errors import ConfigError
 
 HELP = "measure latency, FPS, init time and memory of models on the CPU or an Edge TPU"
 
@@ -50,7 +50,7 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", metavar="PATH.png", help="write a PNG of the latency distributions")
     p.add_argument("--compare-published", action="store_true",
                    help="check rows against Coral's published figures for the same device class")
-    p.add_argument("--published", type=Path, help="published figures JSON (default benchmarks/published.json)")
+    p.add_argument("--published", type=Path, help="published figures JSON (default: the one edgekit ships, edgekit/bench/published.json)")
     p.add_argument("--tolerance", type=float, help="relative tolerance for --compare-published "
                                                    "(default from the file: 0.30, as pycoral)")
     p.add_argument("--label", help="a name for this run in reports (default: the machine)")
@@ -86,7 +86,7 @@ def _check(args) -> None:
 
 
 def _compare(args) -> int:
-    from ..bench.report import compare_table, load_record
+    from edgekit.bench.report import compare_table, load_record
 
     files = args.models[1:]
     if len(files) != 2:
@@ -101,10 +101,10 @@ def _compare(args) -> int:
 def run(args) -> int:
     if args.models and args.models[0] == "compare" and not Path("compare").exists():
         return _compare(args)
-    from ..bench import report
-    from ..bench.device_info import describe
-    from ..bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
-    from ..runtime import parse_device
+    from edgekit.bench import report
+    from edgekit.bench.device_info import describe
+    from edgekit.bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
+    from edgekit.models.runtime import parse_device
 
     _check(args)
     devices = [str(parse_device(d)) for d in args.device.split(",") if d.strip()]

@@ -13,14 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError
+from edgekit.errors import ConfigError
 
 HELP = "build a full-integer MobileNet v1/v2 or YAMNet .tflite (random, Keras, .tflite or official weights)"
 
 
 def add_arguments(p) -> None:
-    from ..build import QUANT_MODES
-    from ..build.architectures import ALPHAS, FAMILIES, RESOLUTIONS
+    from edgekit.build import QUANT_MODES
+    from edgekit.build.architectures import ALPHAS, FAMILIES, RESOLUTIONS
 
     p.add_argument("arch", choices=sorted(FAMILIES), help="architecture")
     p.add_argument("--alpha", type=float, default=1.0, choices=ALPHAS,
@@ -45,7 +45,7 @@ def add_arguments(p) -> None:
 
 
 def request_from(args):
-    from ..build import BuildRequest, check_request
+    from edgekit.build import BuildRequest, check_request
 
     out = args.output
     if out.suffix != ".tflite":
@@ -71,9 +71,9 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
-    from ..bench.macs import count_graph
-    from ..edgetpu_compat import check_graph
-    from ..graph import read_graph
+    from edgekit.bench.macs import count_graph
+    from edgekit.models.edgetpu_compat import check_graph
+    from edgekit.models.tflite import read_graph
 
     graph = read_graph(data, str(path))
     cost = count_graph(graph, str(path))
@@ -92,14 +92,14 @@ def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
 
 
 def run(args) -> int:
-    from ..build import build
+    from edgekit.build import build
 
     req = request_from(args)
     data, arch, labels = build(req)
     _write(args.output, data)
     labels_path = None
     if labels:
-        # The name edgekit.labels.find_sidecar_labels looks for beside a model.
+        # The name edgekit.models.labels.find_sidecar_labels looks for beside a model.
         labels_path = args.output.with_name(f"{args.output.stem}_labels.txt")
         _write(labels_path, ("\n".join(labels) + "\n").encode())
     info = summary(args.output, arch, data, labels_path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..errors import AudioError, ConfigError, EdgekitError
-from ..params import FeatureParams
+from edgekit.errors import AudioError, AudioFileError, ConfigError
+from edgekit.params import FeatureParams
 
 HELP = "classify audio files with a YAMNet-style model (timeline of top labels, or JSON)"
 
@@ -25,52 +25,93 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..audio.files import read_audio
-    from ..classify import classify_pcm
-    from ..model import load_model
+    from edgekit.listen import Listener
+    from edgekit.models.model import WAVEFORM, load_model
 
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
     params = FeatureParams().with_hop(args.hop)
     model = load_model(args.model, args.device, labels=args.labels, fallback=args.fallback, params=params)
+    if model.kind == WAVEFORM and args.frontend is not None:
+        print(f"edgekit: error: {model.path.name} computes its own features from the waveform; --frontend "
+              "applies to log-mel models such as yamnet_spectra_in.tflite", file=sys.stderr)
+        return 2
+    Listener(model, args.frontend)  # refuses a model that is not an audio model before any file is read
     failures = 0
     for path in args.files:
+        out = None
         try:
-            pcm = read_audio(path)
-            windows = classify_pcm(model, pcm, params, args.frontend)
-        except (AudioError, ConfigError) as exc:
+            _check_not_silent(path)
+            out = _JsonOut(path, model, args) if args.json else _TextOut(path, model, args.top)
+            for window in _windows(model, path, args.frontend):
+                out.window(window)
+            out.close()
+        except AudioError as exc:
+            if out is not None:  # damaged part-way: what was printed stays, marked as cut short
+                out.close(error=str(exc))
             failures += 1
             print(f"edgekit: error: {exc}", file=sys.stderr)
-            if isinstance(exc, ConfigError):
-                return 2
             continue
-        if args.json:
-            print(json.dumps(_as_json(path, model, windows, args), ensure_ascii=False))
-        else:
-            _print_timeline(path, model, windows, args.top, len(pcm) / params.sample_rate_hz)
         sys.stdout.flush()
     return 1 if failures else 0
 
 
-def _as_json(path, model, windows, args) -> dict:
-    return {
-        "file": str(path),
-        **model.describe(),
-        "frontend": (args.frontend or "float") if model.kind == "log-mel" else None,
-        "hop": args.hop,
-        "windows": [
-            {
-                "start": round(w.start, 3),
-                "end": round(w.end, 3),
-                "top": [{"index": i, "label": model.labels[i], "score": round(s, 6)} for i, s in w.top(args.top)],
-            }
-            for w in windows
-        ],
-    }
+def _windows(model, path, frontend):
+    from edgekit.listen import listen_file
+
+    return listen_file(model, path, frontend=frontend)
 
 
-def _print_timeline(path, model, windows, k, seconds) -> None:
-    print(f"{path}  ({seconds:.2f} s, {len(windows)} windows, {model.path.name} on {model.device})")
-    for w in windows:
-        tops = "  ".join(f"{model.labels[i]} {s:.2f}" for i, s in w.top(k))
+def _check_not_silent(path) -> None:
+    """Refuse an empty or all-zero file before printing anything for it.
+
+    Decoding stops at the first non-zero block, so a real recording costs one block here.
+    """
+    from edgekit.audio.files import iter_audio
+
+    seen = False
+    for block in iter_audio(path):
+        seen = seen or len(block) > 0
+        if block.any():
+            return
+    if not seen:
+        raise AudioFileError(f"{path}: the file holds no samples")
+    raise AudioFileError(f"{path}: the recording is digital silence (all samples zero); nothing to classify")
+
+
+class _TextOut:
+    """A timeline printed as windows arrive: a 3-hour file never sits in memory."""
+
+    def __init__(self, path, model, k: int):
+        from edgekit.audio.files import audio_seconds
+
+        self.model, self.k = model, k
+        print(f"{path}  ({audio_seconds(path):.2f} s, {model.path.name} on {model.device})")
+
+    def window(self, w) -> None:
+        tops = "  ".join(f"{self.model.labels[i]} {s:.2f}" for i, s in w.top(self.k))
         print(f"  {w.start:7.2f}-{w.end:7.2f} s  {tops}")
+
+    def close(self, error: str | None = None) -> None:
+        if error:
+            print(f"  (stopped: {error})")
+
+
+class _JsonOut:
+    """One JSON object per file, one line, written window by window (same document as a whole dump)."""
+
+    def __init__(self, path, model, args):
+        head = {"file": str(path), **model.describe(),
+                "frontend": (args.frontend or "float") if model.kind == "log-mel" else None, "hop": args.hop}
+        self.model, self.k, self.first = model, args.top, True
+        sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "windows": [')
+
+    def window(self, w) -> None:
+        item = {"start": round(w.start, 3), "end": round(w.end, 3),
+                "top": [{"index": i, "label": self.model.labels[i], "score": round(s, 6)} for i, s in w.top(self.k)]}
+        sys.stdout.write(("" if self.first else ", ") + json.dumps(item, ensure_ascii=False))
+        self.first = False
+
+    def close(self, error: str | None = None) -> None:
+        tail = f', "error": {json.dumps(error, ensure_ascii=False)}' if error else ""
+        sys.stdout.write("]" + tail + "}\n")

@@ -25,8 +25,8 @@ def run(args) -> int:
 
 
 def check(path: str) -> int:
-    from ..config import model_labels, parse_config, read_toml
-    from ..errors import ConfigError
+    from edgekit.daemon.config import model_labels, parse_config, read_toml
+    from edgekit.errors import ConfigError
 
     try:
         data = read_toml(path)

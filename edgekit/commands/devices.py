@@ -12,8 +12,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..audio.sources import list_devices
-    from ..errors import AudioError
+    from edgekit.audio.sources import list_devices
+    from edgekit.errors import AudioError
 
     try:
         devices = list_devices()

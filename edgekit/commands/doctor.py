@@ -35,10 +35,10 @@ def board_model() -> str | None:
 def report() -> dict:
     import numpy
 
-    from .. import __version__
-    from ..edgetpu import status
-    from ..errors import RuntimeNotFoundError
-    from ..runtime import EDGETPU_LIBRARY, runtime_info
+    from edgekit import __version__
+    from edgekit.models.edgetpu import status
+    from edgekit.errors import RuntimeNotFoundError
+    from edgekit.models.runtime import EDGETPU_LIBRARY, runtime_info
 
     try:
         rt = str(runtime_info())

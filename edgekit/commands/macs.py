@@ -11,7 +11,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from ..bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_file
+from edgekit.bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_file
 
 HELP = "count multiply-accumulates (MACs) and parameters in a .tflite model's graph"
 

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .. import zoo
-from . import build as build_cmd
-from ..errors import EdgekitError, EdgeTPUCompilerError, ModelNotFoundError
+from edgekit.models import zoo
+from edgekit.commands import build as build_cmd
+from edgekit.errors import EdgekitError, EdgeTPUCompilerError, ModelNotFoundError
 
 HELP = ("the model zoo: list, pull (download/import, checksum-checked), verify, path, inspect, compile, "
         "build")
@@ -115,7 +115,7 @@ def _pull(args) -> int:
     print(f"{entry.name}: {verb}: {result.path}")
     if not entry.verified:
         print(f"  not pinned in the manifest: sha256 {result.sha256}, {result.path.stat().st_size} "
-              "bytes; add them to models/manifest.toml once you trust this file")
+              "bytes; add them to edgekit/models/manifest.toml once you trust this file")
     # What the model needs beside it: its class map (labels), and for an _edgetpu model the CPU
     # twin that --fallback cpu runs.
     for need, why in ((None if entry.labels in (None, "embedded") else entry.labels, "its labels"),
@@ -184,7 +184,7 @@ def _path(args) -> int:
 
 def _resolve(spec: str) -> Path:
     """A path, a cached zoo name (also a class-map or twin name), or what --model would find."""
-    from ..paths import resolve_model
+    from edgekit.models.paths import resolve_model
 
     p = Path(spec).expanduser()
     if p.exists():
@@ -201,7 +201,7 @@ def _resolve(spec: str) -> Path:
 
 
 def _inspect(args) -> int:
-    from ..inspection import inspect_file, text_report
+    from edgekit.models.inspection import inspect_file, text_report
 
     report = inspect_file(_resolve(args.model))
     if args.json:
@@ -212,8 +212,8 @@ def _inspect(args) -> int:
 
 
 def _compile(args) -> int:
-    from ..edgetpu_compat import run_compiler
-    from ..graph import read_graph_file
+    from edgekit.models.edgetpu_compiler import run_compiler
+    from edgekit.models.tflite import read_graph_file
 
     model = _resolve(args.model)
     graph, _ = read_graph_file(model)  # a bad file fails here with the usual one-line error

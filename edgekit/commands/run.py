@@ -17,8 +17,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
-    from ..service import Service
+    from edgekit.errors import ConfigError
+    from edgekit.daemon.service import Service
 
     # The daemon's log is its journal: INFO and up, without timestamps (journald adds them).
     root = logging.getLogger()

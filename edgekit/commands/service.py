@@ -28,6 +28,6 @@ def run(args) -> int:
     if getattr(args, "service_command", None) != "install":
         args._parser.print_help()
         return 2
-    from ..service_install import install
+    from edgekit.daemon.install import install
 
     return install(prefix=args.prefix, exec_path=args.exec_path, dry_run=args.dry_run, source=args.source)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..params import FeatureParams
+from edgekit.params import FeatureParams
 
 
 def hertz_to_mel(f_hz):

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..params import FeatureParams
-from . import reference
+from edgekit.params import FeatureParams
+from edgekit.frontend import reference
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class StreamingFrontend(_Stream):
 
     @classmethod
     def fixed(cls, quant, params: FeatureParams = FeatureParams()) -> "StreamingFrontend":
-        from .fixed import FixedFrontend
+        from edgekit.frontend.fixed import FixedFrontend
 
         return cls(FixedFrontend(quant, params).frames_to_codes, params, np.int8)
 

@@ -26,7 +26,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgekitError
+from edgekit.errors import EdgekitError
 
 UNIT_NAME = "edgekit.service"
 RULES_NAME = "60-edgetpu.rules"
@@ -76,7 +76,7 @@ def candidate_dirs() -> list[Path]:
     env = os.environ.get("EDGEKIT_SYSTEMD_DIR")
     if env:
         dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parents[1] / "systemd")
+    dirs.append(Path(__file__).resolve().parents[2] / "systemd")
     data = sysconfig.get_path("data")
     for base in dict.fromkeys([data, sys.prefix, sys.base_prefix, "/usr/local", "/usr"]):
         if base:

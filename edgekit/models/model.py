@@ -1,7 +1,7 @@
 """A loaded model: what it takes (waveform, log-mel patch, image), what it gives, its labels.
 
-Loading checks the file in Python first (:mod:`edgekit.graph`), then builds a throw-away
-interpreter in a forked child (:func:`edgekit.runtime.probe`), and only then loads it in this
+Loading checks the file in Python first (:mod:`edgekit.models.tflite`), then builds a throw-away
+interpreter in a forked child (:func:`edgekit.models.runtime.probe`), and only then loads it in this
 process: no model file, however broken, can take the process down.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (
+from edgekit.errors import (
     EdgekitError,
     EdgeTPUError,
     ModelFileError,
@@ -21,12 +21,12 @@ from .errors import (
     LabelsError,
     UnsupportedModelError,
 )
-from .frontend.fixed import InputQuant
-from .graph import Graph, read_graph_file
-from .labels import embedded_labels, find_sidecar_labels, load_labels
-from .params import FeatureParams
-from .paths import resolve_model
-from .runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
+from edgekit.quant import InputQuant
+from edgekit.models.tflite import Graph, read_graph_file
+from edgekit.models.labels import model_labels
+from edgekit.params import FeatureParams
+from edgekit.models.paths import resolve_model
+from edgekit.models.runtime import Device, LoadedInterpreter, make_interpreter, parse_device, probe
 
 WAVEFORM, LOGMEL, IMAGE = "waveform", "log-mel", "image"
 
@@ -81,7 +81,11 @@ class Model:
         self.input_quant = logmel_quant(graph) if self.kind == LOGMEL else None
         it = loaded.interpreter
         self._in = it.get_input_details()[0]
-        self._out = it.get_output_details()[0]
+        outputs = it.get_output_details()
+        self._out = outputs[0]
+        # A model rewritten by :func:`edgekit.models.embedding.with_embedding_output` has YAMNet's
+        # embedding as its second output.
+        self._emb = outputs[1] if len(outputs) > 1 else None
         self.num_classes = int(np.prod(self._out["shape"]))
         if labels is not None and len(labels) != self.num_classes:
             raise LabelsError(
@@ -101,9 +105,22 @@ class Model:
     def _set_input(self, x: np.ndarray) -> None:
         self.interpreter.set_tensor(self._in["index"], x.reshape(self._in["shape"]))
 
+    @property
+    def has_embedding(self) -> bool:
+        return self._emb is not None
+
+    def embedding(self) -> np.ndarray:
+        """The embedding of the window last run (float32), for a model loaded with ``embedding=True``."""
+        if self._emb is None:
+            raise UnsupportedModelError(f"{self.path.name} was loaded without its embedding output")
+        return self._read(self._emb)
+
     def _scores(self) -> np.ndarray:
-        raw = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
-        scale, zp = self._out["quantization"]
+        return self._read(self._out)
+
+    def _read(self, detail) -> np.ndarray:
+        raw = self.interpreter.get_tensor(detail["index"]).reshape(-1)
+        scale, zp = detail["quantization"]
         if raw.dtype in (np.int8, np.uint8) and scale:
             # Dequantise in int64 so uint8 - zero_point cannot wrap (pycoral does the same).
             return ((raw.astype(np.int64) - zp) * scale).astype(np.float32)
@@ -166,11 +183,14 @@ def load_model(
     fallback: str | None = None,
     xnnpack: bool = True,
     params: FeatureParams = FeatureParams(),
+    embedding: bool = False,
 ) -> Model:
     """Resolve, check and load a model on a device.
 
     ``fallback="cpu"``: when the Edge TPU cannot be used, warn once and run the CPU model
-    instead (for an ``_edgetpu`` file: its CPU twin beside it).
+    instead (for an ``_edgetpu`` file: its CPU twin beside it). ``embedding=True``: the file is
+    rewritten in memory so that YAMNet's 1024-d embedding is a second output
+    (:meth:`Model.embedding`).
     """
     dev = parse_device(device) if isinstance(device, str) else device
     if fallback not in (None, "cpu"):
@@ -178,6 +198,21 @@ def load_model(
     path = resolve_model(spec)
     graph, data = read_graph_file(path)
     input_kind(graph, params)  # refuse unsupported inputs before any interpreter is built
+    labels_data = data  # the labels metadata is read from the file as published
+    if embedding:
+        if graph.is_edgetpu:
+            # The compiled body's outputs are fixed by the compiler: until a model built with both
+            # outputs is compiled, a custom sound runs on the CPU body.
+            twin = edgetpu_twin(path)
+            if twin is None:
+                raise UnsupportedModelError(f"{path.name} is compiled for the Edge TPU without an embedding output, "
+                                            "and its CPU twin is not beside it; custom sounds need the CPU model")
+            warnings.warn(f"{path.name} has no embedding output; custom sounds run on its CPU twin {twin.name}",
+                          FallbackWarning, stacklevel=2)
+            return load_model(twin, "cpu", labels=labels, xnnpack=xnnpack, params=params, embedding=True)
+        from edgekit.models.embedding import with_embedding_output
+
+        data = with_embedding_output(data)
     probe(data, str(path), allocate=not graph.is_edgetpu, xnnpack=xnnpack)
 
     if graph.is_edgetpu and not dev.is_edgetpu:
@@ -185,7 +220,7 @@ def load_model(
         if fallback == "cpu" and twin:
             warnings.warn(f"{path.name} needs an Edge TPU; running its CPU twin {twin.name} on {dev}",
                           FallbackWarning, stacklevel=2)
-            return load_model(twin, dev, labels=labels, xnnpack=xnnpack, params=params)
+            return load_model(twin, dev, labels=labels, xnnpack=xnnpack, params=params, embedding=embedding)
         raise EdgeTPUError(
             f"{path}: this model is compiled for the Edge TPU; run it with --device usb or pci, or "
             + (f"use its CPU twin {twin}" if twin else "use the CPU model it was compiled from")
@@ -202,16 +237,10 @@ def load_model(
         if cpu_model is None:
             raise EdgeTPUError(f"{exc}; and no CPU twin of {path.name} was found beside it for --fallback cpu") from None
         warnings.warn(f"{exc}; falling back to the CPU with {cpu_model.name}", FallbackWarning, stacklevel=2)
-        return load_model(cpu_model, "cpu", labels=labels, xnnpack=xnnpack, params=params)
+        return load_model(cpu_model, "cpu", labels=labels, xnnpack=xnnpack, params=params, embedding=embedding)
 
     try:
-        if labels is not None:
-            names = load_labels(labels)
-        else:
-            names = embedded_labels(graph, data)
-            if names is None:
-                sidecar = find_sidecar_labels(path)
-                names = load_labels(sidecar) if sidecar else None
+        names, _ = model_labels(path, graph, labels_data, labels)
         return Model(path, graph, loaded, names, params)
     except (ValueError, RuntimeError, IndexError, KeyError) as exc:
         if isinstance(exc, EdgekitError):

@@ -1,4 +1,4 @@
-"""The daemon's TOML config -> a validated, frozen :class:`~edgekit.settings.Config`.
+"""The daemon's TOML config -> a validated, frozen :class:`~edgekit.daemon.settings.Config`.
 
 Everything is checked before anything starts, and every problem is collected, so one run of
 ``edgekit config check`` lists them all. Each problem names its key (``rules[0].enter``) and
@@ -18,10 +18,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import ConfigError, DeviceError, EdgekitError, ModelNotFoundError
-from .params import FeatureParams
-from .runtime import parse_device
-from .settings import (AudioSettings, Config, EventLogSettings, GpioAction, GpioSettings, ModelSettings,
+from edgekit.errors import ConfigError, DeviceError, EdgekitError, ModelNotFoundError
+from edgekit.params import FeatureParams
+from edgekit.models.runtime import parse_device
+from edgekit.daemon.settings import (AudioSettings, Config, EventLogSettings, GpioAction, GpioSettings, ModelSettings,
                        MqttSettings, Rule)
 
 SECTIONS = ("model", "audio", "groups", "rules", "gpio", "mqtt", "log")
@@ -104,9 +104,9 @@ def model_labels(data: dict, base_dir: str | os.PathLike | None = None) -> tuple
     For ``edgekit config check``, which may run where the model is not installed yet: a class
     map where the model would be is good enough, and no labels at all only skips that check.
     """
-    from .graph import read_graph_file
-    from .labels import embedded_labels, find_sidecar_labels, load_labels
-    from .paths import model_dirs, resolve_model
+    from edgekit.models.tflite import read_graph_file
+    from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+    from edgekit.models.paths import model_dirs, resolve_model
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     problems: list[str] = []

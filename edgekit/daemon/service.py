@@ -15,11 +15,11 @@ import threading
 import time
 from dataclasses import replace
 
-from .errors import AudioError, EdgekitError
-from .events import Event
-from .notify import Notifier
-from .params import FeatureParams
-from .settings import Config
+from edgekit.errors import AudioError, EdgekitError
+from edgekit.detect.events import Event
+from edgekit.daemon.notify import Notifier
+from edgekit.params import FeatureParams
+from edgekit.daemon.settings import Config
 
 log = logging.getLogger("edgekit.service")
 
@@ -61,7 +61,7 @@ class Service:
 
     # -- building the parts --------------------------------------------------------------------
     def _load_config(self, labels=None) -> Config:
-        from .config import load_config
+        from edgekit.daemon.config import load_config
 
         cfg = load_config(self.config_path, labels=labels)
         audio = cfg.audio
@@ -72,27 +72,27 @@ class Service:
         return replace(cfg, audio=audio)
 
     def _load_model(self, cfg: Config):
-        from .model import load_model
+        from edgekit.models.model import load_model
 
         params = FeatureParams().with_hop(cfg.audio.hop_seconds)
         m = cfg.model
         return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
 
     def _pipeline(self, cfg: Config, model):
-        from .detector import Detector
-        from .pipeline import Pipeline
+        from edgekit.detect.detector import Detector
+        from edgekit.detect.pipeline import Pipeline
 
         detector = Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
         return Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
 
     @staticmethod
     def _actions(cfg: Config):
-        from .actions import build_actions
+        from edgekit.actions import build_actions
 
         return build_actions(cfg)
 
     def _open_source(self, cfg: Config):
-        from .audio.sources import FileSource, MicSource
+        from edgekit.audio.sources import FileSource, MicSource
 
         a = cfg.audio
         if a.source == "mic":

@@ -1,6 +1,6 @@
 """Find out why the Edge TPU cannot be used, and say what to install or fix.
 
-The delegate path itself is in :mod:`edgekit.runtime`; this module only looks at the system
+The delegate path itself is in :mod:`edgekit.models.runtime`; this module only looks at the system
 (library, USB ids, udev rules, /dev/apex_*) so its messages can be tested without a TPU.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import ModelNotFoundError
+from edgekit.errors import ModelNotFoundError
 
 SERVICE_MODEL_DIR = Path("/var/lib/edgekit/models")
 

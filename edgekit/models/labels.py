@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from .errors import LabelsError
-from .graph import Graph, read_associated_file
+from edgekit.errors import LabelsError
+from edgekit.models.tflite import Graph, read_associated_file
 
 
 def parse_labels(text: str, source: str = "labels") -> tuple[str, ...]:
@@ -71,3 +71,21 @@ def find_sidecar_labels(model_path: Path) -> Path | None:
         if name and (model_path.parent / name).is_file():
             return model_path.parent / name
     return None
+
+
+def model_labels(path: Path, graph: Graph, data: bytes,
+                 override: str | Path | None = None) -> tuple[tuple[str, ...] | None, str]:
+    """A model's class names and where they came from, in the one order every command uses:
+    a labels file the user names, the file embedded in the model's metadata, a class map beside it.
+
+    Returns ``(None, why)`` when there are none; a named file that cannot be read raises.
+    """
+    if override is not None:
+        return load_labels(override), str(override)
+    names = embedded_labels(graph, data)
+    if names is not None:
+        return names, f"embedded in {Path(path).name}"
+    sidecar = find_sidecar_labels(Path(path))
+    if sidecar is not None:
+        return load_labels(sidecar), str(sidecar)
+    return None, f"{Path(path).name} carries no labels and no class map lies beside it"

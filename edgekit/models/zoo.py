@@ -1,4 +1,4 @@
-"""The model zoo: ``models/manifest.toml`` plus pulling, importing and verifying cached copies.
+"""The model zoo: ``edgekit/models/manifest.toml`` plus pulling, importing and verifying cached copies.
 
 A file is trusted for its SHA-256, never for where it came from: every download and every
 ``--from`` import lands in a temporary file beside its destination, is hashed, and only a match
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import platformdirs
 
-from . import __version__
-from .errors import ChecksumError, ConfigError, DownloadError, ModelNotFoundError
-from .paths import model_dirs
+from edgekit import __version__
+from edgekit.errors import ChecksumError, ConfigError, DownloadError, ModelNotFoundError
+from edgekit.models.paths import model_dirs
 
 KINDS = ("waveform", "log-mel", "image", "labels")
 _CHUNK = 1 << 16
@@ -62,17 +62,13 @@ def manifest_path() -> Path:
     env = os.environ.get("EDGEKIT_MANIFEST")
     if env:
         return Path(env)
-    # In a source checkout (and an editable install) the manifest sits in the repository's
-    # models/; a wheel would need it shipped as package data beside this module.
-    import sys
+    # Package data: the same file in a checkout, an editable install and a wheel.
+    from importlib.resources import files
 
-    for p in (Path(__file__).with_name("manifest.toml"),
-              Path(__file__).resolve().parents[1] / "models" / "manifest.toml",
-              # a wheel install: pyproject's data-files put it here
-              Path(sys.prefix) / "share" / "edgekit" / "models" / "manifest.toml"):
-        if p.is_file():
-            return p
-    raise ConfigError("the model zoo manifest (models/manifest.toml) is missing from this "
+    p = Path(str(files("edgekit.models") / "manifest.toml"))
+    if p.is_file():
+        return p
+    raise ConfigError("the model zoo manifest (edgekit/models/manifest.toml) is missing from this "
                       "installation; set EDGEKIT_MANIFEST to its path")
 
 
@@ -145,7 +141,7 @@ def get(name: str) -> Entry:
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
     """Where ``pull`` writes: --dir, $EDGEKIT_MODEL_DIR, the service's state dir, the user cache.
 
-    Each of these is also on :func:`edgekit.paths.model_dirs`' search list (except a --dir of
+    Each of these is also on :func:`edgekit.models.paths.model_dirs`' search list (except a --dir of
     the user's choosing), so ``--model NAME`` finds what was pulled.
     """
     if override:

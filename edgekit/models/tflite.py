@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tflite
 
-from .errors import ModelFileError
+from edgekit.errors import ModelFileError
 
 _TYPE_NAMES = {
     getattr(tflite.TensorType, n): n.lower() for n in dir(tflite.TensorType) if n.isupper()
@@ -204,7 +204,7 @@ def read_graph_file(path: str | Path) -> tuple[Graph, bytes]:
     except PermissionError:
         raise ModelFileError(f"{p}: permission denied; check the file's owner and mode") from None
     except FileNotFoundError:
-        from .errors import ModelNotFoundError
+        from edgekit.errors import ModelNotFoundError
 
         raise ModelNotFoundError(f"{p}: no such model file") from None
     return read_graph(data, str(p)), data

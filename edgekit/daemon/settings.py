@@ -1,6 +1,6 @@
 """The daemon's configuration as frozen objects: the contract between config parsing and the parts.
 
-:mod:`edgekit.config` fills these from TOML and validates every value; the detector, the
+:mod:`edgekit.daemon.config` fills these from TOML and validates every value; the detector, the
 capture loop and the actions only ever see these objects.
 """
 

@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
-from .events import Event
-from .settings import Rule
+from edgekit.errors import ConfigError
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Rule
 
 _EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import metadata
 from types import ModuleType
 
-from .errors import DeviceError, EdgeTPUError, ModelFileError, RuntimeNotFoundError
+from edgekit.errors import DeviceError, EdgeTPUError, ModelFileError, RuntimeNotFoundError
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def load_edgetpu_delegate(device: Device):
         gc.collect()
     finally:
         sys.unraisablehook = previous_hook
-    from .edgetpu import explain_delegate_failure
+    from edgekit.models.edgetpu import explain_delegate_failure
 
     raise EdgeTPUError(explain_delegate_failure(device, error))
 
@@ -154,7 +154,7 @@ def make_interpreter(
 ) -> LoadedInterpreter:
     """An interpreter with tensors allocated, on ``device``.
 
-    Pass the bytes of a file that :func:`edgekit.graph.read_graph` accepted (and, for files of
+    Pass the bytes of a file that :func:`edgekit.models.tflite.read_graph` accepted (and, for files of
     unknown origin, :func:`probe` too): the runtime itself is not safe against every corrupt file.
     """
     dev = parse_device(device) if isinstance(device, str) else device

@@ -1,6 +1,6 @@
 """``edgekit models inspect``: what a .tflite file holds, and how it fares on the Edge TPU.
 
-Everything comes from the pure-Python reader (:mod:`edgekit.graph`), so a corrupt file gives the
+Everything comes from the pure-Python reader (:mod:`edgekit.models.tflite`), so a corrupt file gives the
 same one-line error as everywhere else and no interpreter is ever built here.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import tflite
 
-from . import edgetpu_compat as etc
-from .errors import EdgekitError
-from .graph import Graph, TensorInfo, read_graph_file
-from .labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models import edgetpu_compat as etc
+from edgekit.errors import EdgekitError
+from edgekit.models.tflite import Graph, TensorInfo, read_graph_file
+from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
 
 FIRST_LABELS = 5
 _WIDTH = 99
@@ -22,7 +22,7 @@ _WIDTH = 99
 
 def _macs(graph: Graph, source: str) -> dict:
     try:
-        from .bench.macs import count_graph
+        from edgekit.bench.macs import count_graph
     except ImportError:  # the counting module is optional to this report
         return {"macs": None, "params": None, "note": "MAC counting is not available"}
     try:
@@ -83,11 +83,11 @@ def _verdict_json(v: etc.OpVerdict) -> dict:
 
 
 def _find_twin(path: Path) -> Path | None:
-    from .model import edgetpu_twin
+    from edgekit.models.model import edgetpu_twin
 
     twin = edgetpu_twin(path)
     if twin is None and path.stem.endswith("_edgetpu"):
-        from . import zoo
+        from edgekit.models import zoo
 
         try:
             entry = zoo.get(path.stem)
@@ -140,7 +140,7 @@ def inspect_file(path: str | Path) -> dict:
     p = Path(path)
     graph, data = read_graph_file(p)
     try:
-        from .model import input_kind
+        from edgekit.models.model import input_kind
 
         kind = input_kind(graph)
     except EdgekitError:

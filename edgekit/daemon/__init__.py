@@ -1,0 +1,1 @@
+"""The daemon: config schema and frozen settings, the service loop, sd_notify, service install."""

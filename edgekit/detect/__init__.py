@@ -1,0 +1,1 @@
+"""Scores to events: the detector, its rules and events."""
