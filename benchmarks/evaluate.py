@@ -18,6 +18,7 @@ Usage: python benchmarks/evaluate.py [--data ../shared/data] [--cache DIR] [--ou
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -32,15 +33,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgekit.config import load_config  # noqa: E402
+from edgekit.daemon.config import load_config  # noqa: E402
 from edgekit.evaluate.annotations import Annotation  # noqa: E402
 from edgekit.evaluate.calibrate import fit_rule, needed_hours  # noqa: E402
 from edgekit.evaluate.metrics import rule_metrics  # noqa: E402
 from edgekit.evaluate.replay import Scores, detections, replay, score_file  # noqa: E402
 from edgekit.evaluate.soundscape import MixSpec, build  # noqa: E402
-from edgekit.model import load_model  # noqa: E402
+from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
-from edgekit.settings import Rule  # noqa: E402
+from edgekit.daemon.settings import Rule  # noqa: E402
 
 HOP = 0.1
 TARGETS = {  # label -> YAMNet display names (../shared/data/events/README.md's baseline mapping)
@@ -113,8 +114,13 @@ def split_background(events: Path) -> tuple[list[Path], list[Path]]:
 
 
 def scored(model, path: Path, cache: Path) -> Scores:
-    npz = cache / (path.stem + ".npz")
-    if npz.is_file() and npz.stat().st_mtime >= path.stat().st_mtime:
+    # Keyed by the audio's content and edgekit's front end/model code: a rebuilt (same seed)
+    # soundscape reuses its scores, a changed path does not.
+    h = hashlib.sha256(path.read_bytes())
+    for mod in ("listen.py", "frontend/fixed.py", "frontend/stream.py", "models/model.py"):
+        h.update((ROOT / "edgekit" / mod).read_bytes())
+    npz = cache / f"{path.stem}-{h.hexdigest()[:16]}.npz"
+    if npz.is_file():
         return Scores.load(npz)
     t0 = time.perf_counter()
     s, _ = score_file(model, path, (), "fixed", -70.0)

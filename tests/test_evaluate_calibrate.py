@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.config import parse_config, read_toml
+from edgekit.daemon.config import parse_config, read_toml
 from edgekit.errors import CalibrationError
 from edgekit.evaluate.annotations import Annotation
 from edgekit.evaluate.calibrate import check_background, count_alarms, fit_rule, rule_track, write_config
 from edgekit.evaluate.replay import Scores
-from edgekit.settings import Rule
+from edgekit.daemon.settings import Rule
 
 pytest.importorskip("sed_eval")
 

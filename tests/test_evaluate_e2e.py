@@ -73,7 +73,7 @@ def test_evaluate_reports_every_rule_as_json_table_and_plots(scene, capsys):
 
 def test_replayed_scores_give_the_daemons_own_events(scene, models_dir):
     """The pipeline's events (the daemon's path) equal a fresh Detector fed the recorded scores."""
-    from edgekit.config import load_config
+    from edgekit.daemon.config import load_config
     from edgekit.evaluate.replay import replay, score_file
     from edgekit.evaluate.runner import model_for
 
@@ -119,7 +119,7 @@ def test_calibrate_refuses_too_short_background_saying_how_much_is_needed(scene,
 
 
 def test_calibrate_writes_a_config_the_daemon_accepts(scene, capsys):
-    from edgekit.config import load_config
+    from edgekit.daemon.config import load_config
 
     root, cfg, audio = scene
     rc = main(["calibrate", "--config", str(cfg), "--background", str(need(EVENTS / "background" / "rain")),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.detector import Detector
+from edgekit.detect.detector import Detector
 from edgekit.evaluate.annotations import Annotation
 from edgekit.evaluate.metrics import WINDOW_SECONDS, Detection, rule_metrics
 from edgekit.evaluate.replay import Scores, detections, replay
-from edgekit.settings import Rule
+from edgekit.daemon.settings import Rule
 
 import numpy as np
 

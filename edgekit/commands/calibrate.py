@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
-    from ..errors import ConfigError
+    from edgekit.errors import ConfigError
 
     try:
         a, b = (float(v) for v in text.split(","))
@@ -38,11 +38,11 @@ def _pair(text: str, what: str) -> tuple[float, float]:
 
 
 def run(args) -> int:
-    from ..config import load_config
-    from ..errors import CalibrationError, EvaluationError
-    from ..evaluate.calibrate import check_background, fit_rule, toml_snippet, write_config
-    from ..evaluate.runner import model_for, parse_map, scores_for
-    from ..evaluate.soundscape import MixSpec, audio_files, build
+    from edgekit.daemon.config import load_config
+    from edgekit.errors import CalibrationError, EvaluationError
+    from edgekit.evaluate.calibrate import check_background, fit_rule, toml_snippet, write_config
+    from edgekit.evaluate.runner import model_for, parse_map, scores_for
+    from edgekit.evaluate.soundscape import MixSpec, audio_files, build
 
     examples = parse_map(args.examples)
     config = load_config(args.config)
@@ -55,7 +55,7 @@ def run(args) -> int:
     files = [str(f) for b in args.background for f in audio_files(b)]
     if not files:
         raise CalibrationError("no background audio found in " + ", ".join(args.background))
-    from ..evaluate.replay import audio_seconds
+    from edgekit.evaluate.replay import audio_seconds
 
     hours = sum(audio_seconds(f) for f in files) / 3600
     check_background(hours, args.target_fa_per_hour)  # before any model time is spent
@@ -65,7 +65,7 @@ def run(args) -> int:
     ex_scores, reference = None, []
     with tempfile.TemporaryDirectory() as tmp:
         if examples:
-            from ..evaluate.annotations import Annotation
+            from edgekit.evaluate.annotations import Annotation
 
             clips = {rule: [Path(p) for p in audio_files(d)] for rule, d in examples.items()}
             empty = [r for r, c in clips.items() if not c]

@@ -43,9 +43,9 @@ def table(ev) -> str:
 
 
 def run(args) -> int:
-    from ..config import load_config
-    from ..evaluate.annotations import read_annotations
-    from ..evaluate.runner import evaluate, model_for, parse_map
+    from edgekit.daemon.config import load_config
+    from edgekit.evaluate.annotations import read_annotations
+    from edgekit.evaluate.runner import evaluate, model_for, parse_map
 
     mapping = parse_map(args.map)
     annotations = read_annotations(args.annotations, args.audio)
@@ -63,7 +63,7 @@ def run(args) -> int:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
     if args.plot:
-        from ..evaluate.plots import plot_evaluation
+        from edgekit.evaluate.plots import plot_evaluation
 
         for path in plot_evaluation(ev, config, model.labels, args.plot, args.onset_collar, not args.no_offsets):
             print(f"wrote {path}")

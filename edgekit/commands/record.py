@@ -18,8 +18,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import soundfile as sf
 
-    from ..audio.sources import MicSource
-    from ..errors import AudioError
+    from edgekit.audio.sources import MicSource
+    from edgekit.errors import AudioError
 
     if not args.seconds > 0:
         raise AudioError("--seconds must be positive")

@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..evaluate.soundscape import MixSpec, build
+    from edgekit.evaluate.soundscape import MixSpec, build
     from .calibrate import _pair
 
     spec = MixSpec(seconds=args.minutes * 60 if args.minutes else None, snr=_pair(args.snr, "--snr"),

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AnnotationError
+from edgekit.errors import AnnotationError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CalibrationError
-from ..settings import Rule
+from edgekit.errors import CalibrationError
+from edgekit.daemon.settings import Rule
 from .annotations import Annotation
 from .metrics import RuleMetrics, rule_metrics
 from .replay import Scores, detections, replay

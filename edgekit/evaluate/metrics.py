@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import EvaluationError
+from edgekit.errors import EvaluationError
 from .annotations import Annotation
 
 WINDOW_SECONDS = 0.975  # YAMNet's window (0.96 s of frames + one STFT window - one hop)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EvaluationError
+from edgekit.errors import EvaluationError
 from .calibrate import rule_track
 from .metrics import rule_metrics
 from .replay import detections, replay

@@ -1,8 +1,9 @@
 """Run recordings through the daemon's own path at full speed, and replay its scores through rules.
 
-:func:`score_file` pushes a file, block by block, through the same :class:`~edgekit.pipeline.Pipeline`
-and :class:`~edgekit.detector.Detector` the daemon builds, with a recorder between them that keeps
-each window's scores. :func:`detect` feeds recorded scores to a fresh Detector exactly as the
+:func:`score_file` pushes a file, block by block, through the same
+:class:`~edgekit.detect.pipeline.Pipeline` (the one path, :class:`edgekit.listen.Listener`) and
+:class:`~edgekit.detect.detector.Detector` the daemon builds, with a recorder between them that
+keeps each window's scores. :func:`replay` feeds recorded scores to a fresh Detector exactly as the
 pipeline did, so trying other thresholds (calibration, curves, the peers' logic) costs no model
 time and gives the events the daemon would have given (a test pins that equality).
 """
@@ -15,17 +16,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
-import soxr
 
-from ..detector import Detector
-from ..errors import AudioFileError
-from ..events import Event
-from ..settings import Rule
+from edgekit.audio.files import audio_seconds, iter_audio  # noqa: F401 - audio_seconds re-exported
+from edgekit.detect.detector import Detector
+from edgekit.detect.events import Event
+from edgekit.daemon.settings import Rule
 from .metrics import WINDOW_SECONDS, Detection
 
 RATE = 16000
-BLOCK_SECONDS = 10.0  # read size: bounded memory for hours of audio
 
 
 @dataclass
@@ -71,49 +69,17 @@ class _Recorder:
         return self.detector.close(t_mono, t_wall, stream_time)
 
 
-def read_blocks(path: str | Path, block_seconds: float = BLOCK_SECONDS):
-    """int16 mono 16 kHz blocks of a file of any rate and channel count, never all of it at once."""
-    p = Path(path)
-    if not p.is_file():
-        raise AudioFileError(f"{p}: no such file")
-    try:
-        f = sf.SoundFile(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioFileError(f"{p}: cannot read it as audio ({str(exc).strip()})") from None
-    with f:
-        resampler = soxr.ResampleStream(f.samplerate, RATE, 1, dtype="float32") if f.samplerate != RATE else None
-        frames = max(1, int(block_seconds * f.samplerate))
-        while True:
-            x = f.read(frames, dtype="float32", always_2d=True)
-            last = len(x) < frames
-            y = x.mean(axis=1, dtype=np.float32)
-            if resampler is not None:
-                y = resampler.resample_chunk(y, last=last)
-            if len(y):
-                yield np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
-            if last:
-                return
-
-
-def audio_seconds(path: str | Path) -> float:
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioFileError(f"{path}: cannot read it as audio ({str(exc).strip()})") from None
-    return info.frames / info.samplerate
-
-
 def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: str = "fixed",
                min_dbfs: float | None = None) -> tuple[Scores, list[Event]]:
     """The daemon's path over a file at full speed: its scores and the events ``rules`` gave."""
-    from ..pipeline import Pipeline
+    from edgekit.detect.pipeline import Pipeline
 
     hop = model.params.patch_hop_seconds
     recorder = _Recorder(Detector(rules, model.labels, hop))
     pipe = Pipeline(model, recorder, frontend, min_dbfs)
     events: list[Event] = []
     pushed = 0
-    for block in read_blocks(path):
+    for block in iter_audio(path):  # block by block: memory does not grow with the file
         pushed += len(block)
         events += pipe.push(block)
     events += pipe.flush()

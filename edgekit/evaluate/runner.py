@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import AudioFileError, EvaluationError
-from ..params import FeatureParams
-from ..settings import Config, Rule
+from edgekit.errors import AudioFileError, EvaluationError
+from edgekit.params import FeatureParams
+from edgekit.daemon.settings import Config, Rule
 from .annotations import Annotation, Annotations, match_files
 from .metrics import WINDOW_SECONDS, Detection, RuleMetrics, rule_metrics
 from .replay import Scores, audio_seconds, detections, score_file
@@ -70,7 +70,7 @@ def rule_labels(rules: Sequence[Rule], labels: set[str], mapping: dict[str, str]
 
 def model_for(config: Config, hop: float | None = None):
     """The daemon's model, loaded as the daemon loads it (see Service._load_model)."""
-    from ..model import load_model
+    from edgekit.models.model import load_model
 
     m = config.model
     params = FeatureParams().with_hop(hop or config.audio.hop_seconds)
@@ -79,7 +79,7 @@ def model_for(config: Config, hop: float | None = None):
 
 def _cache_key(path: str, model, config: Config) -> str:
     st = Path(path).stat()
-    key = f"v2|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
+    key = f"v3|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
           f"{config.model.frontend}|{config.audio.min_dbfs}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 

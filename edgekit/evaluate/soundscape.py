@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from ..audio.files import read_audio
-from ..errors import AudioFileError, EvaluationError
+from edgekit.audio.files import read_audio
+from edgekit.errors import AudioFileError, EvaluationError
 
 RATE = 16000
 FRAME = 160  # 10 ms energy frames for the plan
