@@ -31,6 +31,10 @@ from .replay import Scores, detections, replay
 
 ENTERS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 SMOOTHINGS = (("none", 1, 1), ("k_of_n", 2, 3), ("mean", 1, 3))
+# Holds tried with examples: 0 for short sounds; up to 5 s bridges a beeping alarm's or a dog's
+# pauses, so one sound stays one event (and its offset is matched), without merging sounds
+# that are usually further apart.
+HOLDS = (0.0, 1.0, 3.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
     ex = rule_track(examples, rule, labels) if examples is not None else None
     if ex is None:
         smoothings = [(rule.smoothing, rule.k, rule.n)]
-    holds = sorted({rule.hold, *(holds if holds is not None else ([0.0, 1.0] if ex is not None else []))})
+    holds = sorted({rule.hold, *(holds if holds is not None else (HOLDS if ex is not None else ()))})
     best: tuple | None = None
     for smoothing, k, n in smoothings:
         for hold in holds:
