@@ -33,7 +33,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgekit.daemon.config import load_config  # noqa: E402
 from edgekit.evaluate.annotations import Annotation  # noqa: E402
 from edgekit.evaluate.calibrate import fit_rule, needed_hours  # noqa: E402
 from edgekit.evaluate.metrics import rule_metrics  # noqa: E402

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.detect.detector import Detector
 from edgekit.evaluate.annotations import Annotation
 from edgekit.evaluate.metrics import WINDOW_SECONDS, Detection, rule_metrics
 from edgekit.evaluate.replay import Scores, detections, replay

@@ -40,7 +40,7 @@ def test_same_seed_same_soundscape_other_seed_other(folders, tmp_path):
     spec = MixSpec(seed=3, gap=(1.0, 3.0))
     a = build(folders / "targets", [folders / "bg"], tmp_path / "a.flac", spec, tsv=tmp_path / "a.tsv")
     b = build(folders / "targets", [folders / "bg"], tmp_path / "b.flac", spec, tsv=tmp_path / "b.tsv")
-    c = build(folders / "targets", [folders / "bg"], tmp_path / "c.flac", MixSpec(seed=4, gap=(1.0, 3.0)))
+    build(folders / "targets", [folders / "bg"], tmp_path / "c.flac", MixSpec(seed=4, gap=(1.0, 3.0)))
     xa, xb, xc = (sf.read(tmp_path / f"{n}.flac", dtype="int16")[0] for n in "abc")
     assert np.array_equal(xa, xb) and a.events == b.events
     assert (tmp_path / "a.tsv").read_text().replace("a.flac", "b.flac") == (tmp_path / "b.tsv").read_text()

@@ -55,7 +55,7 @@ def run(args) -> int:
     files = [str(f) for b in args.background for f in audio_files(b)]
     if not files:
         raise CalibrationError("no background audio found in " + ", ".join(args.background))
-    from edgekit.evaluate.replay import audio_seconds
+    from edgekit.audio.files import audio_seconds
 
     hours = sum(audio_seconds(f) for f in files) / 3600
     check_background(hours, args.target_fa_per_hour)  # before any model time is spent

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgekit.audio.files import audio_seconds, iter_audio  # noqa: F401 - audio_seconds re-exported
+from edgekit.audio.files import iter_audio
 from edgekit.detect.detector import Detector
 from edgekit.detect.events import Event
 from edgekit.daemon.settings import Rule

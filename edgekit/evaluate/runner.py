@@ -12,12 +12,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+from edgekit.audio.files import audio_seconds
+from edgekit.daemon.settings import Config, Rule
 from edgekit.errors import AudioFileError, EvaluationError
 from edgekit.params import FeatureParams
-from edgekit.daemon.settings import Config, Rule
+
 from .annotations import Annotation, Annotations, match_files
 from .metrics import WINDOW_SECONDS, Detection, RuleMetrics, rule_metrics
-from .replay import Scores, audio_seconds, detections, score_file
+from .replay import Scores, detections, score_file
 
 
 @dataclass
