@@ -80,3 +80,20 @@ def test_seconds_cuts_the_background(folders, tmp_path):
     assert s.seconds == pytest.approx(25.0, abs=0.01)
     assert sf.info(tmp_path / "s.flac").frames == pytest.approx(25 * RATE, abs=160)
     assert all(e.offset <= 25.0 for e in s.events)
+
+
+def test_a_background_longer_than_a_block_is_rendered_whole_with_only_its_edges_faded(tmp_path):
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal(25 * RATE + 77)).astype(np.float32)  # 2.5 blocks, not whole frames
+    sf.write(tmp_path / "long.wav", x, RATE, subtype="FLOAT")
+    (tmp_path / "t" / "a").mkdir(parents=True)
+    sf.write(tmp_path / "t" / "a" / "a.wav", np.ones(RATE, np.float32) * 0.1, RATE)
+    s = build(tmp_path / "t", [tmp_path / "long.wav"], tmp_path / "out.wav", MixSpec(seed=0), with_events=False)
+    y = sf.read(tmp_path / "out.wav", dtype="float64")[0]
+    assert len(y) == len(x) + (-len(x)) % 160  # padded to whole 10 ms frames, nothing lost
+    ramp = np.linspace(0, 1, 320)
+    want = x.astype(np.float64).copy()
+    want[:320] *= ramp
+    want[-320:] *= ramp[::-1]
+    np.testing.assert_allclose(y[: len(x)], want * s.scale, atol=1.5 / 32768)
+    assert not np.any(y[len(x):])

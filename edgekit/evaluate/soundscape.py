@@ -7,8 +7,8 @@ of its loudest), placed after a random gap and mixed at a signal-to-noise ratio 
 shuffled order each round, so every label gets nearly the same number of events. The same seed
 gives the same audio and annotations, sample for sample.
 
-Memory is bounded by one background file and the trimmed clips: the mix is planned from a
-10 ms energy profile of the background, then rendered file by file into the output.
+Memory is bounded by a 10 s block and the trimmed clips, however long the background: the mix
+is planned from a 10 ms energy profile of the background, then rendered block by block.
 If the loudest sums could clip, everything is scaled down by one factor (SNRs unchanged).
 """
 
@@ -17,16 +17,17 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
 
-from edgekit.audio.files import read_audio
+from edgekit.audio.files import iter_audio, read_audio
 from edgekit.errors import AudioFileError, EvaluationError
 
 RATE = 16000
 FRAME = 160  # 10 ms energy frames for the plan
+BLOCK_SECONDS = 10.0  # background read and written this much at a time
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3")
 
 
@@ -115,6 +116,34 @@ def _faded(x: np.ndarray, fade: float) -> np.ndarray:
     return x
 
 
+def _background(path: Path, fade: float, limit: int | None) -> Iterator[np.ndarray]:
+    """A background file as float blocks, faded in and out (a join is no click), at most ``limit``
+    samples (cut without a fade: that is the soundscape's end). Memory: one block."""
+    k = int(fade * RATE)
+    ramp = np.linspace(0, 1, k, dtype=np.float32)
+    held = np.zeros(0, np.float32)
+    pos = 0
+    for block in iter_audio(path, block_seconds=BLOCK_SECONDS):
+        held = np.concatenate([held, block.astype(np.float32) / np.float32(32768.0)])
+        if limit is not None and pos + len(held) >= limit:
+            held = held[: limit - pos]
+            if pos == 0 and k and len(held) > 2 * k:
+                held[:k] *= ramp
+            yield held
+            return
+        if len(held) > 2 * k:  # all but the last k samples, kept back for the fade-out
+            out, held = held[: len(held) - k], held[len(held) - k:]
+            if pos == 0 and k:
+                out[:k] *= ramp
+            yield out
+            pos += len(out)
+    if pos == 0:
+        yield _faded(held, fade)
+    elif len(held):
+        held[-k:] *= ramp[::-1]
+        yield held
+
+
 def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str | Path], out: str | Path, spec: MixSpec = MixSpec(),
           labels: Sequence[str] | None = None, with_events: bool = True, tsv: str | Path | None = None) -> Soundscape:
     """Write the soundscape to ``out`` (.flac or .wav) and its annotations to ``tsv`` (DCASE TSV)."""
@@ -125,30 +154,37 @@ def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str 
     order = [bg_files[i] for i in rng.permutation(len(bg_files))]
     clips = dict(targets) if isinstance(targets, dict) else target_clips(targets, labels)
 
-    # Pass 1: the background's order and length, and its energy/peak per 10 ms.
-    plan: list[tuple[Path, int]] = []
+    # Pass 1: the background's order and length, and its energy/peak per 10 ms, block by block.
+    plan: list[tuple[Path, int, int | None]] = []  # file, samples (padded to whole frames), read limit
     energy: list[np.ndarray] = []
     peaks: list[np.ndarray] = []
     total = 0
     limit = None if spec.seconds is None else int(spec.seconds * RATE)
     for f in order:
+        left = None if limit is None else limit - total
+        if left is not None and left <= 0:
+            break
+        e_parts, p_parts, carry, n = [], [], np.zeros(0, np.float32), 0
         try:
-            x = _faded(_float(f), spec.fade)
+            for x in _background(f, spec.fade, left):
+                x = np.concatenate([carry, x])
+                whole = len(x) - len(x) % FRAME
+                fr = x[:whole].reshape(-1, FRAME).astype(np.float64)
+                e_parts.append((fr ** 2).sum(axis=1))
+                p_parts.append(np.abs(fr).max(axis=1, initial=0.0))
+                carry, n = x[whole:], n + whole
         except AudioFileError:
             continue  # unreadable backgrounds are left out, as if not there
-        if limit is not None:
-            x = x[: limit - total]
-        if not len(x):
-            break
-        pad = (-len(x)) % FRAME  # frames never straddle files
-        x = np.concatenate([x, np.zeros(pad, np.float32)])
-        plan.append((f, len(x)))
-        fr = x.reshape(-1, FRAME).astype(np.float64)
-        energy.append((fr ** 2).sum(axis=1))
-        peaks.append(np.abs(fr).max(axis=1))
-        total += len(x)
-        if limit is not None and total >= limit:
-            break
+        if len(carry):  # zero-padded to a whole frame: frames never straddle files
+            fr = np.concatenate([carry, np.zeros(FRAME - len(carry), np.float32)]).astype(np.float64)
+            e_parts.append(np.array([np.sum(fr ** 2)]))
+            p_parts.append(np.array([np.max(np.abs(fr))]))
+            n += FRAME
+        if n:
+            plan.append((f, n, left))
+            energy += e_parts
+            peaks += p_parts
+            total += n
     if not plan:
         raise EvaluationError("no readable background audio")
     cum = np.concatenate([[0.0], np.cumsum(np.concatenate(energy))])
@@ -190,22 +226,29 @@ def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str 
         loudest = max(loudest, float(span.max()) + gain * float(np.abs(y).max()))
     scale = min(1.0, 0.98 / loudest) if loudest > 0 else 1.0
 
-    # Pass 3: render file by file.
+    # Pass 3: render block by block, in the same order.
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = "WAV" if out.suffix.lower() == ".wav" else "FLAC"
     pos = 0
+
+    def write(w, x: np.ndarray) -> None:
+        nonlocal pos
+        if with_events:
+            for t0, y, gain, _ in events:
+                a, b = max(t0, pos), min(t0 + len(y), pos + len(x))
+                if a < b:
+                    x[a - pos:b - pos] += gain * y[a - t0:b - t0]
+        w.write(np.clip(x * scale, -1.0, 32767 / 32768))
+        pos += len(x)
+
     with sf.SoundFile(str(out), "w", RATE, 1, subtype="PCM_16", format=fmt) as w:
-        for f, n in plan:
-            x = _faded(_float(f), spec.fade)
-            x = np.concatenate([x, np.zeros(max(0, n - len(x)), np.float32)])[:n]
-            if with_events:
-                for t0, y, gain, _ in events:
-                    a, b = max(t0, pos), min(t0 + len(y), pos + n)
-                    if a < b:
-                        x[a - pos:b - pos] += gain * y[a - t0:b - t0]
-            w.write(np.clip(x * scale, -1.0, 32767 / 32768))
-            pos += n
+        for f, n, left in plan:
+            start = pos
+            for x in _background(f, spec.fade, left):
+                write(w, x[: start + n - pos])
+            if pos < start + n:
+                write(w, np.zeros(start + n - pos, np.float32))
     mixed = tuple(e for *_, e in events) if with_events else ()
     if tsv is not None:
         write_tsv(tsv, out.name, mixed)
