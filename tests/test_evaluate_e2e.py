@@ -132,3 +132,22 @@ def test_calibrate_writes_a_config_the_daemon_accepts(scene, capsys):
     assert new.rules[0].enter == fitted["dog"]["enter"]
     assert fitted["dog"]["false_alarms_per_hour"] <= 20 and fitted["dog"]["examples"] > 0
     assert fitted["siren_rule"]["examples"] == 0 and new.rules[1].smoothing == "k_of_n"
+
+
+def test_calibrated_config_says_what_to_expect_per_rule(scene):
+    root, _, _ = scene
+    text = (root / "new.toml").read_text()
+    assert text.startswith("# thresholds calibrated by edgekit calibrate: target 20 false alarms per hour")
+    assert "#   dog: " in text and "recall" in text and "#   siren_rule: " in text and "no --examples" in text
+
+
+def test_soundscape_without_targets_is_one_clear_error(tmp_path, capsys):
+    rc = main(["soundscape", "--targets", str(tmp_path / "none"), "--background", str(tmp_path), "-o",
+               str(tmp_path / "x.flac")])
+    assert rc == 1 and "no such folder of target clips" in capsys.readouterr().err
+    (tmp_path / "t" / "dog").mkdir(parents=True)
+    sf.write(tmp_path / "t" / "dog" / "a.wav", np.ones(1600) * 0.1, 16000)
+    (tmp_path / "empty").mkdir()
+    rc = main(["soundscape", "--targets", str(tmp_path / "t"), "--background", str(tmp_path / "empty"), "-o",
+               str(tmp_path / "x.flac")])
+    assert rc == 1 and "no background audio" in capsys.readouterr().err

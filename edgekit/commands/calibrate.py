@@ -91,7 +91,12 @@ def run(args) -> int:
               f"{f.false_alarms_per_hour:>5.2f} {rec:>6} {m.events if m else 0:>8}")
     print(f"fitted on {hours * 60:.1f} min of background; recall on examples mixed in at {args.snr} dB SNR")
     note = (f"thresholds calibrated by edgekit calibrate: target {args.target_fa_per_hour:g} false alarms per hour per "
-            f"rule,\non {hours * 60:.1f} min of background ({len(files)} files)")
+            f"rule,\non {hours * 60:.1f} min of background ({len(files)} files). Expected:")
+    for name, f in fitted.items():
+        m = f.examples
+        note += (f"\n  {name}: {f.false_alarms_per_hour:.2f} false alarms/h on that background"
+                 + (f", recall {m.recall:.2f} on {m.events} examples at {args.snr} dB SNR"
+                    if m is not None and m.recall is not None else ", recall not measured (no --examples)"))
     if args.output:
         text = Path(args.config).read_text()
         Path(args.output).write_text(write_config(text, fitted, note))

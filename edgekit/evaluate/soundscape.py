@@ -148,11 +148,11 @@ def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str 
           labels: Sequence[str] | None = None, with_events: bool = True, tsv: str | Path | None = None) -> Soundscape:
     """Write the soundscape to ``out`` (.flac or .wav) and its annotations to ``tsv`` (DCASE TSV)."""
     rng = np.random.default_rng(spec.seed)
+    clips = dict(targets) if isinstance(targets, dict) else target_clips(targets, labels)
     bg_files = [f for b in background for f in audio_files(b)]
     if not bg_files:
-        raise EvaluationError("no background audio found")
+        raise EvaluationError(f"no background audio (.wav, .flac, .ogg, .mp3) in {', '.join(map(str, background))}")
     order = [bg_files[i] for i in rng.permutation(len(bg_files))]
-    clips = dict(targets) if isinstance(targets, dict) else target_clips(targets, labels)
 
     # Pass 1: the background's order and length, and its energy/peak per 10 ms, block by block.
     plan: list[tuple[Path, int, int | None]] = []  # file, samples (padded to whole frames), read limit
