@@ -27,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgekit.audio.files import read_audio  # noqa: E402
-from edgekit.bench.macs import count_file, mobilenet_v1_table, table_macs, table_params, yamnet_table  # noqa: E402
+from edgekit.models.architectures import mobilenet_v1_table, table_macs, table_params, yamnet_table  # noqa: E402
+from edgekit.models.macs import count_file  # noqa: E402
 from edgekit.build import BuildRequest, build  # noqa: E402
 from edgekit.build.representative import AUDIO_SUFFIXES, image_crops  # noqa: E402
 from edgekit.build.transplant import image_agreement, official_agreement  # noqa: E402
 from edgekit.models.model import load_model  # noqa: E402
 from edgekit.proof import load_official  # noqa: E402
-from edgekit.bench.device_info import describe  # noqa: E402
+from edgekit.machine import describe  # noqa: E402
 from edgekit.models.runtime import make_interpreter  # noqa: E402
 
 # Published (MACs, params): MobileNets paper Tables 6-7 and the model zoo; MobileNet v2 paper;
@@ -177,7 +178,8 @@ def rebuild_rows(folder: Path, models: Path, rounds: int) -> list[dict]:
 def _float_transplant_agreement(family: str, alpha: float, res: int, legacy: Path, crops) -> int:
     """Top-1 agreement of the float Keras model holding the legacy file's weights: what the
     transplant keeps before any re-quantisation."""
-    from edgekit.build.architectures import arch_for, keras_model
+    from edgekit.build.architectures import keras_model
+    from edgekit.models.architectures import arch_for
     from edgekit.build.transplant import transplant_tflite
 
     model = keras_model(arch_for(family, alpha, res))

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgekit.audio.files import read_audio  # noqa: E402
-from edgekit.commands.doctor import cpu_model  # noqa: E402
+from edgekit.machine import cpu_model  # noqa: E402
 
 RATE = 16000
 CONFIG = """

@@ -1,7 +1,9 @@
 """The ``edgekit`` command: parse, call, print. Each subcommand lives in ``edgekit.commands``.
 
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors derived from :class:`EdgekitError` are printed on one line, with no traceback.
+Errors derived from :class:`EdgekitError` are printed on one line, with no traceback. Exit status:
+2 for a bad option or value (argparse's own convention, so scripts can tell usage from failure),
+1 for anything else that went wrong; ``run`` has its own (78 for a bad config, see run.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import sys
 import warnings
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError, EdgekitWarning
+from edgekit.errors import ConfigError, DeviceError, EdgekitError, EdgekitWarning
+
+EX_USAGE = 2  # what argparse exits with for an option it cannot parse
+# Errors in what the user asked for (an option's value, a device string), whichever check finds them.
+USAGE_ERRORS = (ConfigError, DeviceError)
 
 # name -> module under edgekit.commands; imported lazily so `edgekit --help` stays fast.
 COMMANDS = {
@@ -62,6 +68,13 @@ _default_showwarning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = sys.argv[1:] if argv is None else argv
+    if next((a for a in args_given if not a.startswith("-")), None) == "run":
+        # Before the imports below: a SIGHUP or SIGTERM in the daemon's first moments is kept
+        # for the service to act on, instead of killing it (exit 129/143).
+        from edgekit.daemon import signals
+
+        signals.hold()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -74,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except USAGE_ERRORS as exc:
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return EX_USAGE
     except EdgekitError as exc:
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return 1

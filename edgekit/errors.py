@@ -44,6 +44,10 @@ class RuntimeNotFoundError(EdgekitError, ImportError):
     """Neither LiteRT nor tflite-runtime is importable."""
 
 
+class ExtraNotInstalledError(EdgekitError, ImportError):
+    """A feature needs an optional extra (bench, build, pi) that is not installed; the message names it."""
+
+
 class DeviceError(EdgekitError, ValueError):
     """A bad device string."""
 

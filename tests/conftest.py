@@ -21,9 +21,39 @@ MODELS = DATA / "models"
 AUDIO = DATA / "audio"
 
 
+def in_ci() -> bool:
+    """CI sets CI=true: there a missing real part (data, PulseAudio, Mosquitto) is a broken set-up."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def absent(reason: str):
+    """Skip a test whose real part is missing here, or fail it under CI, where a run that passes by
+    skipping would prove nothing."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing real part fails the run instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_sessionstart(session):
+    # Under CI, say at once what is missing rather than in a hundred failed tests.
+    if not in_ci():
+        return
+    from mosquitto import find_binary
+    from pulse import pulse_available
+
+    missing = [why for why in (
+        None if DATA.exists() else f"the shared test data at {DATA} (set EDGEKIT_TEST_DATA to it)",
+        pulse_available(),
+        None if find_binary("mosquitto") else "the mosquitto broker (apt-get install mosquitto)",
+    ) if why]
+    if missing:
+        raise pytest.UsageError("CI=true, and real parts the tests need are missing: " + "; ".join(missing)
+                                + ". Run scripts/setup as root (or unset CI to let those tests skip)")
+
+
 def need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"test data {path} is absent (set EDGEKIT_TEST_DATA to the shared data folder)")
+        absent(f"test data {path} is absent (set EDGEKIT_TEST_DATA to the shared data folder)")
     return path
 
 

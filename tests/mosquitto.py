@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module (``from mosquitto import mosquitto, make_broker``).
 ``broker.stop()`` / ``broker.start()`` take it down and bring it back on the same port.
-Tests skip, saying why, when the ``mosquitto`` binary is absent.
+Tests skip, saying why, when the ``mosquitto`` binary is absent (and fail under CI=true).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import absent
 
 SEARCH_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"))
 
@@ -43,7 +45,7 @@ class Mosquitto:
     ):
         self.binary = find_binary("mosquitto")
         if self.binary is None:
-            pytest.skip("the mosquitto broker is not installed (apt install mosquitto); MQTT tests need a real broker")
+            absent("the mosquitto broker is not installed (apt install mosquitto); MQTT tests need a real broker")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -67,7 +69,7 @@ class Mosquitto:
     def _password_file(self, users: dict[str, str]) -> Path:
         tool = find_binary("mosquitto_passwd")
         if tool is None:
-            pytest.skip("mosquitto_passwd is not installed; needed for a broker with passwords")
+            absent("mosquitto_passwd is not installed; needed for a broker with passwords")
         path = self.workdir / "passwd"
         for i, (user, password) in enumerate(users.items()):
             create = ["-c"] if i == 0 else []

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import absent
+
 PA_CONFIG = """\
 load-module module-native-protocol-unix auth-anonymous=1
 load-module module-null-sink sink_name=virt rate=16000 channels=1
@@ -87,14 +89,14 @@ def pulse_available() -> str | None:
 def pulse(monkeypatch):
     why = pulse_available()
     if why:
-        pytest.skip(why)
+        absent(why)
     runtime = Path(tempfile.mkdtemp(prefix="edgekit-pa-"))
     server = PulseServer(runtime)
     try:
         server.start()
     except RuntimeError as exc:
         server.stop()
-        pytest.skip(f"PulseAudio cannot start here: {exc}")
+        absent(f"PulseAudio cannot start here: {exc}")
     # The ALSA pulse plugin finds the server through these when a stream opens.
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("HOME", str(runtime))

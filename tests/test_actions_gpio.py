@@ -186,3 +186,58 @@ def test_a_failing_action_does_not_stop_the_others(factory):
     assert actions.status().startswith("broken; gpio")
     actions.close()
     assert factory.pin(17).state is False
+
+
+# --- reloads ------------------------------------------------------------------------------------
+
+def levels(factory, pin: int) -> list[bool]:
+    """Every level the mock pin was driven to, in order, repeats folded."""
+    out: list[bool] = []
+    for s in factory.pin(pin).states:
+        if not out or out[-1] != s.state:
+            out.append(s.state)
+    return out
+
+
+def test_a_reload_keeps_an_unchanged_level_output_on(factory):
+    out = GpioOutputs([rule("alarm", pin=17), rule("glass", pin=27, mode="pulse", pulse_seconds=0.05)],
+                      pin_factory=factory)
+    out.handle(event("start", "alarm"))
+    before = out.device("alarm")
+    # Same alarm rule; glass moved to another pin; a new rule on the pin glass let go of.
+    out.update([rule("alarm", pin=17), rule("glass", pin=22, mode="pulse", pulse_seconds=0.05),
+                rule("dog", pin=27)])
+    assert out.device("alarm") is before and before.value == 1
+    assert levels(factory, 17) == [False, True]  # never dropped
+    assert out.device("dog").value == 0 and out.device("glass").value == 0
+    assert factory.pin(27).function == "output"  # claimed again, by "dog"
+    out.handle(event("end", "alarm"))
+    assert levels(factory, 17) == [False, True, False]
+    out.close()
+
+
+def test_a_reload_that_cannot_claim_a_pin_keeps_the_running_outputs(factory):
+    out = GpioOutputs([rule("alarm", pin=17), rule("glass", pin=27)], pin_factory=factory)
+    out.handle(event("start", "alarm"))
+    with pytest.raises(GpioError, match="rule 'dog'"):
+        out.update([rule("alarm", pin=17), rule("glass", pin=22), rule("dog", pin=22)])
+    assert out.device("alarm").value == 1  # untouched
+    assert not out.device("glass").closed and factory.pin(27).function == "output"  # claimed back
+    assert factory.pin(22).function == "input"  # the half-made claim was given back
+    assert [r.name for r in out.rules] == ["alarm", "glass"]
+    out.close()
+
+
+def test_build_actions_with_previous_reuses_the_outputs():
+    first = Config(rules=(rule("alarm", pin=17),), gpio=GpioSettings(pin_factory="mock"))
+    actions = build_actions(first)
+    gpio = actions.actions[0]
+    actions.handle(event("start"))
+    second = Config(rules=(rule("alarm", pin=17), rule("glass", pin=27)), gpio=GpioSettings(pin_factory="mock"))
+    reloaded = build_actions(second, previous=actions)
+    assert reloaded.actions == [gpio] and gpio.device("alarm").value == 1
+    actions.close()  # used up by the reload: closing it does not touch the reused parts
+    assert not gpio.device("alarm").closed
+    # Without GPIO rules the outputs go inactive and are released.
+    assert build_actions(Config(rules=(Rule("alarm", ("Siren",)),)), previous=reloaded).actions == []
+    assert gpio.device("alarm").closed

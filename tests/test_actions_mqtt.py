@@ -278,7 +278,8 @@ def test_wrong_password_is_a_status_and_one_log_line(make_broker, publishers, ca
     assert len(refusals) == 1 and refusals[0].levelno == logging.ERROR
 
 
-def test_tls_with_username(make_broker, publishers, tmp_path):
+def make_certs(tmp_path, name: str = "127.0.0.1", san: str = "IP:127.0.0.1"):
+    """A CA and a server certificate it signed, for ``name``; made with the openssl command."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed; needed to make test certificates")
     ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
@@ -288,20 +289,55 @@ def test_tls_with_username(make_broker, publishers, tmp_path):
 
     new_key = ("-newkey", "rsa:2048", "-nodes")
     ssl_cmd("req", "-x509", *new_key, "-days", "1", "-subj", "/CN=edgekit test CA", "-keyout", ca_key, "-out", ca)
-    ssl_cmd("req", *new_key, "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr)
+    ssl_cmd("req", *new_key, "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
     ext = tmp_path / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")  # paho checks the host name against the certificate
+    ext.write_text(f"subjectAltName={san}\n")  # paho checks the host name against the certificate
     sign = ("-CA", ca, "-CAkey", ca_key, "-set_serial", "1", "-days", "1", "-extfile", ext)
     ssl_cmd("x509", "-req", "-in", csr, *sign, "-out", cert)
+    return ca, cert, key
+
+
+def test_tls_with_username(make_broker, publishers, tmp_path):
+    ca, cert, key = make_certs(tmp_path)
     broker = make_broker(users={"edge": "pw"}, extra=(f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"))
     tls = {"tls": True, "username": "edge", "password": "pw"}
     pub = publishers(settings(broker, device_id="dev8", ca_certs=str(ca), **tls), [SMOKE])
     assert pub.wait_connected(5), pub.status()
     pub.handle(event())
     assert pub.flush(5)
-    # The wrong CA: the handshake fails, which is a status, not an exception.
+
+
+def test_a_certificate_that_fails_verification_is_reported_as_that(make_broker, publishers, tmp_path, caplog):
+    ca, cert, key = make_certs(tmp_path)
+    broker = make_broker(users={"edge": "pw"}, extra=(f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"))
+    tls = {"tls": True, "username": "edge", "password": "pw"}
+    # The wrong CA (the server's own certificate, not the CA that signed it): the handshake fails,
+    # which is a status and one log line, not an exception, and it is not called "cannot reach".
     other = publishers(settings(broker, device_id="dev9", ca_certs=str(cert), **tls), [SMOKE])
-    assert wait_until(lambda: "cannot reach" in other.status())
+    assert wait_until(lambda: "certificate verify failed" in other.status()), other.status()
+    assert "cannot reach" not in other.status() and "ca_certs" in other.status()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "TLS: certificate verify failed: " in errors[0]
+
+
+def test_a_certificate_for_another_host_is_reported_as_that(make_broker, publishers, tmp_path):
+    ca, cert, key = make_certs(tmp_path, name="broker.example", san="DNS:broker.example")
+    broker = make_broker(extra=(f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"))
+    pub = publishers(settings(broker, device_id="dev11", tls=True, ca_certs=str(ca)), [SMOKE])
+    assert wait_until(lambda: "certificate verify failed" in pub.status()), pub.status()
+    assert "mismatch" in pub.status() and "'127.0.0.1'" in pub.status()
+
+
+def test_tls_to_a_plain_listener_and_a_closed_port_say_so(make_broker, publishers, tmp_path):
+    ca, _, _ = make_certs(tmp_path)
+    plain = make_broker()
+    pub = publishers(settings(plain, device_id="dev12", tls=True, ca_certs=str(ca)), [SMOKE])
+    assert wait_until(lambda: "TLS handshake failed" in pub.status() or "cannot reach" in pub.status()), pub.status()
+    assert "certificate verify failed" not in pub.status()
+    plain.stop()
+    down = publishers(settings(plain, device_id="dev13"), [SMOKE])
+    assert wait_until(lambda: "connection refused" in down.status()), down.status()
+    assert f"nothing listens on 127.0.0.1:{plain.port}" in down.status()
 
 
 def test_unusable_settings_fail_at_start_up(tmp_path):
@@ -326,4 +362,59 @@ def test_build_actions_wires_mqtt(mosquitto):
         assert sub.wait("edgekit/dev10/event/smoke")
         assert "connected, 1 sent" in actions.status() or wait_until(lambda: "1 sent" in actions.status())
     assert retained(mosquitto, "edgekit/dev10/availability") == "offline"
+    sub.close()
+
+
+# --- reloads ----------------------------------------------------------------------------------
+
+def test_a_reload_with_the_same_mqtt_keeps_the_connection_and_the_state(mosquitto):
+    config = Config(rules=(SMOKE,), mqtt=settings(mosquitto, device_id="dev20", homeassistant_discovery=True))
+    sub = Subscriber(mosquitto, "edgekit/dev20/#", "homeassistant/binary_sensor/dev20/#")
+    actions = build_actions(config)
+    (pub,) = actions.actions
+    assert pub.wait_connected(5)
+    actions.handle(event("start"))
+    assert sub.wait("edgekit/dev20/state/smoke", 2) == ["OFF", "ON"]
+    connects = []
+    pub._client.on_connect = lambda *a: connects.append(a)  # a new connection would call it
+    reloaded = build_actions(Config(rules=(SMOKE, GLASS), mqtt=config.mqtt), previous=actions)
+    assert reloaded.actions == [pub] and pub.connected
+    # The new rule is announced; the sounding alarm stays ON: no OFF, no second start.
+    assert sub.wait("homeassistant/binary_sensor/dev20/glass/config")
+    assert sub.wait("edgekit/dev20/state/glass") == ["OFF"]
+    reloaded.handle(event("end"))
+    assert wait_until(lambda: sub.on("edgekit/dev20/state/smoke")[-1] == "OFF")
+    # The state may be re-published with the announcement, but never as OFF before the end.
+    assert sub.on("edgekit/dev20/state/smoke") in (["OFF", "ON", "OFF"], ["OFF", "ON", "ON", "OFF"])
+    assert not connects
+    reloaded.close()
+    sub.close()
+
+
+def test_a_reload_that_changes_mqtt_while_the_broker_is_down_loses_nothing(make_broker, caplog):
+    broker = make_broker(persistence=True)
+    sub = Subscriber(broker, "edgekit/#", client_id="watcher21", clean=False)
+    old = Config(rules=(SMOKE,), mqtt=settings(broker, device_id="dev21"))
+    actions = build_actions(old)
+    (pub,) = actions.actions
+    assert pub.wait_connected(5)
+    actions.handle(event("start", i=0))
+    assert sub.wait("edgekit/dev21/event/smoke")
+    broker.stop()
+    assert wait_until(lambda: not pub.connected)
+    for i in (1, 2):
+        actions.handle(event("end" if i == 1 else "start", i=i))
+    assert pub.queued == 2
+    new = Config(rules=(SMOKE,), mqtt=settings(broker, device_id="dev21", keepalive=20))
+    reloaded = build_actions(new, previous=actions)
+    (pub2,) = reloaded.actions
+    assert pub2 is not pub and pub2.queued == 2
+    broker.start()
+    assert pub2.flush(10), pub2.status()
+    assert wait_until(lambda: len(set(sub.on("edgekit/dev21/event/smoke"))) == 3, 10)
+    got = [json.loads(p)["stream_time"] for p in sub.on("edgekit/dev21/event/smoke")]
+    assert list(dict.fromkeys(got)) == [0.0, 1.0, 2.0]  # QoS 1: the broker may repeat one to us
+    assert sub.wait("edgekit/dev21/state/smoke", 2)[-1] == "ON"  # the carried state, not OFF
+    assert "not delivered" not in caplog.text
+    reloaded.close()
     sub.close()

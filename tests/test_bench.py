@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgekit.bench import report, runner
-from edgekit.bench.device_info import governor, governor_warning, host_label
+from edgekit.machine import governor, governor_warning, host_label
 from edgekit.commands import bench
 from edgekit.errors import ConfigError
 
@@ -269,14 +269,17 @@ def test_synthetic_inputs_when_data_is_absent(models_dir):
         assert d["nonzero_fraction"] > 0.5 and d["std"] > 0
 
 
-def test_bmp_reader_matches_pil(models_dir):
-    img = runner.read_bmp((models_dir / "grace_hopper.bmp").read_bytes())
-    assert img.shape == (600, 512, 3) and img.dtype == np.uint8
-    PIL = pytest.importorskip("PIL.Image")
-    with PIL.open(models_dir / "grace_hopper.bmp") as im:
-        assert np.array_equal(img, np.asarray(im.convert("RGB")))
-    small = runner.resize_bilinear(img, 128, 128)
-    assert small.shape == (128, 128, 3) and small.std() > 10
+def test_pictures_are_read_and_resized_with_pillow(models_dir):
+    pytest.importorskip("PIL.Image")
+    small, how = runner.load_image(models_dir / "grace_hopper.bmp", 128, 96)
+    assert small.shape == (128, 96, 3) and small.dtype == np.uint8 and small.std() > 10 and "Pillow" in how
+
+
+def test_data_folder_comes_from_the_environment_only(tmp_path):
+    assert runner.default_data_dir({}) is None  # no guessing at folders beside a checkout
+    assert runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path)}) == tmp_path
+    with pytest.raises(ConfigError, match="EDGEKIT_TEST_DATA=.*no such folder"):
+        runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path / "absent")})
 
 
 def test_latency_stats_and_measure_counts():

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import AUDIO, MODELS, ROOT, need
-from edgekit.bench.macs import count_file, mobilenet_v1_table, table_macs, table_params, yamnet_table
+from edgekit.models.macs import count_file
 from edgekit.build import INSTALL_HINT, BuildDependencyError, BuildRequest, require_tensorflow
-from edgekit.build.architectures import (
-    ALPHAS, RESOLUTIONS, make_divisible, mobilenet_v1, mobilenet_v2, yamnet,
+from edgekit.models.architectures import (
+    ALPHAS, RESOLUTIONS, make_divisible, mobilenet_v1, mobilenet_v1_table, mobilenet_v2, table_macs, table_params,
+    yamnet, yamnet_table,
 )
 from edgekit.commands import build as build_cmd
 from edgekit.errors import ConfigError, EdgekitError, UnsupportedModelError

@@ -105,11 +105,37 @@ def test_image_model_is_refused_for_audio(models_dir, audio_dir, capsys):
     assert "image model" in capsys.readouterr().err
 
 
-def test_bad_hop_and_top(models_dir, audio_dir, capsys):
-    assert main(["classify", "--model", str(models_dir / "yamnet.tflite"), "--hop", "0.015", "x.wav"]) == 1
-    assert "multiple of 0.01" in capsys.readouterr().err
-    assert main(["classify", "--model", str(models_dir / "yamnet.tflite"), "--top", "0", "x.wav"]) == 1
-    assert "--top" in capsys.readouterr().err
+YAMNET = "yamnet.tflite"
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["classify", "--model", YAMNET, "--hop", "0.015", "x.wav"], "multiple of 0.01"),
+    (["classify", "--model", YAMNET, "--top", "0", "x.wav"], "--top"),
+    (["classify", "--model", YAMNET, "--device", "gpu", "x.wav"], "gpu"),
+    (["classify", "--model", YAMNET, "--frontend", "fixed", "SPEECH"], "computes its own features"),
+    (["bench", YAMNET, "--runs", "0", "-q"], "--runs"),
+    (["bench", YAMNET, "--device", "tpu9", "-q"], "tpu9"),
+    (["bench", YAMNET, "--labels", "no_such_labels.txt", "-q"], "argument --labels: no such file"),
+    (["macs", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
+    (["models", "inspect", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
+    (["models", "build", "yamnet", "-o", "out.txt"], "must be a .tflite"),
+    (["classify", "--no-such-option", "x.wav"], "unrecognized arguments"),  # argparse's own
+])
+def test_option_errors_exit_2_in_every_command(argv, says, models_dir, audio_dir, capsys):
+    argv = [str(models_dir / a) if a == YAMNET else str(audio_dir / "speech.wav") if a == "SPEECH" else a
+            for a in argv]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse exits by itself
+        rc = exc.code
+    assert rc == 2
+    assert says in capsys.readouterr().err
+
+
+def test_failures_that_are_not_option_errors_exit_1(tmp_path, models_dir, capsys):
+    assert main(["classify", "--model", str(tmp_path / "none.tflite"), "x.wav"]) == 1
+    assert "no such model file" in capsys.readouterr().err
+    assert main(["macs", str(tmp_path / "none.tflite")]) == 1
 
 
 def test_read_audio_errors_are_audio_file_errors(tmp_path):

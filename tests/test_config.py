@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from pathlib import Path
 
@@ -74,24 +75,66 @@ def test_example_config_check_cli_reads_labels_from_the_model(main, models_dir, 
     monkeypatch.setenv("EDGEKIT_MODEL_DIR", str(models_dir))
     assert main(["config", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr()
-    assert out.out == f"{EXAMPLE}: ok (2 rules: smoke_alarm, glass_break)\n" and out.err == ""
+    assert out.out == (f"{EXAMPLE}: ok (2 rules: smoke_alarm, glass_break)\n"
+                       f"  model {models_dir / 'yamnet.tflite'} (waveform, 521 classes; labels embedded in yamnet.tflite)\n")
+    assert out.err == ""
 
 
-def test_check_falls_back_to_the_class_map_where_the_model_would_be(main, no_models, models_dir, tmp_path, capsys):
+def test_check_reads_a_class_map_for_a_model_without_labels(main, no_models, models_dir, tmp_path, capsys):
     shutil.copy(models_dir / "yamnet_class_map.csv", no_models)
+    shutil.copy(models_dir / "yamnet_spectra_in.tflite", no_models / "my_yamnet.tflite")
     path = tmp_path / "c.toml"
-    path.write_text('[[rules]]\nname = "smoke"\nlabels = ["smoke alarm"]\n')
+    path.write_text('[model]\nmodel = "my_yamnet"\n[[rules]]\nname = "smoke"\nlabels = ["smoke alarm"]\n')
     assert main(["config", "check", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == (f'{path}: rules[0].labels[0] (rule "smoke"): unknown label or group "smoke alarm"; '
-                           'did you mean "Smoke detector, smoke alarm"?')
+    assert err.strip() == (f'edgekit: error: {path}: rules[0].labels[0] (rule "smoke"): unknown label or group '
+                           '"smoke alarm"; did you mean "Smoke detector, smoke alarm"?')
 
 
-def test_check_without_labels_skips_the_label_check_with_a_note(main, no_models, capsys):
-    assert main(["config", "check", str(EXAMPLE)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{EXAMPLE}: note: labels not checked: model 'yamnet' not found")
-    assert out[1] == f"{EXAMPLE}: ok (2 rules: smoke_alarm, glass_break)"
+# --- config check refuses what run refuses, with run's message ----------------------------------
+
+
+def _run_and_check(config: Path, env: dict) -> tuple[tuple[int, str], tuple[int, str]]:
+    """(exit status, stderr) of `edgekit run` and of `edgekit config check` on the same file."""
+    import subprocess
+    import sys
+
+    out = []
+    for argv in (["run", "--config", str(config)], ["config", "check", str(config)]):
+        r = subprocess.run([sys.executable, "-m", "edgekit", *argv], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+        out.append((r.returncode, r.stderr))
+    return out[0], out[1]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("model,extra,says", [
+    ('"nosuchmodel"', "", "model.model: model 'nosuchmodel' not found; looked in {empty}"),
+    ('"yamnet"', "", "model.model: model 'yamnet' not found; looked in {empty}"),
+    ("{models}/mobilenet_v1_0.25_128_quant.tflite", "", "is an image model (input 1x128x128x3), not an audio model"),
+    ("{models}/yamnet_spectra_in_edgetpu.tflite", "", "model.device: yamnet_spectra_in_edgetpu.tflite is compiled for "
+                                                      "the Edge TPU"),
+    ("{models}/yamnet.tflite", 'labels = "{models}/imagenet_labels.txt"\n',
+     "model.labels: {models}/imagenet_labels.txt: 1001 labels for a model with 521 outputs"),
+    ("{models}/yamnet.tflite", "", 'unknown label or group "smoke alarm"; did you mean "Smoke detector, smoke alarm"?'),
+])
+def test_check_refuses_what_run_refuses_with_the_same_message(model, extra, says, models_dir, tmp_path):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    env = {**os.environ, "EDGEKIT_MODEL_DIR": str(empty), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("STATE_DIRECTORY", None)
+    fill = {"models": models_dir, "empty": empty}
+    config = tmp_path / "c.toml"
+    config.write_text(f'[model]\nmodel = "{model.strip(chr(34)).format(**fill)}"\n{extra.format(**fill)}'
+                      f'[audio]\nsource = "mic"\n[log]\npath = "{tmp_path}/events.jsonl"\n'
+                      '[[rules]]\nname = "smoke"\nlabels = ["smoke alarm"]\n')
+    (run_rc, run_err), (check_rc, check_err) = _run_and_check(config, env)
+    assert (run_rc, check_rc) == (78, 1), run_err
+    assert run_err == check_err  # the very same words
+    assert run_err.startswith(f"edgekit: error: {config}: ") and says.format(**fill) in run_err
+    assert run_err.count("\n") == 1 and "Traceback" not in run_err
 
 
 # --- each kind of problem names its key and says what to write --------------------------------
@@ -271,7 +314,7 @@ def test_cli_check_reports_problems_without_a_traceback(main, no_models, tmp_pat
     out = capsys.readouterr()
     assert "Traceback" not in out.err + out.out
     assert out.err.splitlines() == [
-        f"{path}: 2 problems:",
+        f"edgekit: error: {path}: 2 problems:",
         "  unknown key audio.hop; did you mean audio.hop_seconds?",
         '  rules[0].enter (rule "x"): must be a number between 0 and 1, e.g. 0.5, got 2',
     ]
@@ -280,4 +323,5 @@ def test_cli_check_reports_problems_without_a_traceback(main, no_models, tmp_pat
     assert "TOML syntax error" in capsys.readouterr().err
     missing = tmp_path / "nope.toml"
     assert main(["config", "check", str(missing)]) == 1
-    assert capsys.readouterr().err.strip() == f"{missing}: no such config file; start from systemd/edgekit.toml"
+    assert capsys.readouterr().err.strip() == \
+        f"edgekit: error: {missing}: no such config file; start from systemd/edgekit.toml"

@@ -228,3 +228,91 @@ def test_example_config_rules_on_real_recordings(spectra_model, windows):
         "speech.wav": [],
         "dog.wav": [],
     }
+
+
+# --- reloads: what did not change keeps its state --------------------------------------------
+
+def split_run(series, first, second, at: int, hop: float = 0.5):
+    """Feed series[:at] to a detector of rules ``first``, reload to ``second``, feed the rest.
+
+    Returns (events, carried names) with the reload's end events in their place.
+    """
+    old = Detector(first, LABELS, hop)
+    events = []
+    for i, v in enumerate(series[:at]):
+        events += old.update(window(v), 0.0, 0.0, i * hop)
+    new = Detector(second, LABELS, hop)
+    carried = new.carry_over(old)
+    events += old.close(0.0, 0.0, (at - 1) * hop, keep=carried)
+    for i, v in enumerate(series[at:], start=at):
+        events += new.update(window(v), 0.0, 0.0, i * hop)
+    return events, carried
+
+
+ALARM = [0.0, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("at", range(1, len(ALARM)))
+def test_an_unchanged_rule_carries_over_a_reload_at_any_window(at):
+    r = rule(smoothing="k_of_n", k=2, n=3, enter=0.5, release=0.3, hold=1.5, name="smoke")
+    other = rule(name="dog", labels=("Dog",))
+    whole = feed(Detector([r], LABELS, 0.5), ALARM, 0.5)
+    assert kinds(whole) == [("start", 1.0), ("end", 6.0)]  # one alarm, one event
+    # Reload at any window, with a rule added and the order changed: the same events.
+    events, carried = split_run(ALARM, [r], [other, r], at)
+    assert carried == ("smoke",)
+    assert kinds(events) == kinds(whole)
+    assert [e.peak for e in events] == [e.peak for e in whole]
+
+
+def test_a_changed_rule_ends_its_event_and_starts_fresh():
+    r = rule(enter=0.5, release=0.3, name="smoke")
+    changed = rule(enter=0.6, release=0.3, name="smoke")
+    events, carried = split_run([0.0, 0.9, 0.9, 0.9, 0.9, 0.0], [r], [changed], at=3)
+    assert carried == ()
+    assert kinds(events) == [("start", 0.5), ("end", 1.0), ("start", 1.5), ("end", 2.5)]
+
+
+def test_a_removed_rule_ends_its_event_and_a_new_one_starts_fresh():
+    smoke = rule(name="smoke")
+    fire = rule(name="fire")
+    events, carried = split_run([0.9, 0.9, 0.9, 0.0], [smoke], [fire], at=2)
+    assert carried == ()
+    assert [(e.rule, e.kind) for e in events] == [("smoke", "start"), ("smoke", "end"), ("fire", "start"),
+                                                 ("fire", "end")]
+
+
+def test_no_carry_when_the_hop_or_the_labels_changed():
+    r = rule(name="smoke")
+    old = Detector([r], LABELS, 0.5)
+    old.update(window(0.9), 0.0, 0.0, 0.5)
+    assert Detector([r], LABELS, 0.1).carry_over(old) == ()
+    # Another model whose class list holds the same names elsewhere: the rule watches the same sounds.
+    moved = (LABELS[0], "Fire alarm", "Smoke detector, smoke alarm", "Dog")
+    assert Detector([r], moved, 0.5).carry_over(old) == ("smoke",)
+    # One whose names differ (matched regardless of case, but not the same class list).
+    renamed = (LABELS[0], "SMOKE DETECTOR, SMOKE ALARM", "Fire alarm", "Dog")
+    assert Detector([r], renamed, 0.5).carry_over(old) == ()
+
+
+def test_a_rejected_reload_leaves_the_kept_rules_running():
+    smoke, dog = rule(name="smoke"), rule(name="dog", labels=("Dog",))
+    old = Detector([smoke, dog], LABELS, 1.0)
+    s = window(0.9)
+    s[3] = 0.9
+    assert len(old.update(s, 0.0, 0.0, 1.0)) == 2
+    ended = old.close(0.0, 0.0, 1.0, keep=("smoke",))
+    assert [(e.rule, e.kind) for e in ended] == [("dog", "end")]
+    assert old.active() == ["smoke"]
+
+
+def test_stream_offset_keeps_the_clock_counting():
+    det = Detector([rule(enter=0.5, release=0.3)], LABELS, 1.0, stream_offset=100.0)
+    events = feed(det, [0.9, 0.0], 1.0, close=True)
+    assert kinds(events) == [("start", 100.0), ("end", 101.0)]
+
+
+def test_carry_over_can_be_narrowed_to_named_rules():
+    smoke, dog = rule(name="smoke"), rule(name="dog", labels=("Dog",))
+    old = Detector([smoke, dog], LABELS, 1.0)
+    assert Detector([smoke, dog], LABELS, 1.0).carry_over(old, names={"dog"}) == ("dog",)

@@ -122,3 +122,27 @@ def test_write_failure_is_counted_not_raised(tmp_path, caplog):
     assert "No space left on device" in caplog.text
     elog.close()
     assert [r["stream_time"] for r in read_lines(path)] == [1.0]
+
+
+def test_an_interactive_run_falls_back_to_the_user_state_dir(tmp_path, caplog, monkeypatch):
+    from edgekit.actions.eventlog import interactive_fallback
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")  # a file where a directory should be: unwritable even for root
+    wanted = blocker / "edgekit" / "events.jsonl"
+    state = tmp_path / "state"
+    elog = EventLog(EventLogSettings(path=str(wanted)), fallback_dir=state)
+    elog.handle(event(0))
+    elog.close()
+    assert elog.path == state / "events.jsonl" and len(read_lines(elog.path)) == 1
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(wanted) in warning and str(state / "events.jsonl") in warning and "not a systemd service" in warning
+    assert elog.describe() == f"event log {state / 'events.jsonl'}"
+    # Under systemd there is no fallback: the service writes where its config says, or fails.
+    assert interactive_fallback({"INVOCATION_ID": "abc"}) is None
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert interactive_fallback({}) == tmp_path / "xdg" / "edgekit"
+    with pytest.raises(EventLogError, match="choose a writable"):
+        EventLog(EventLogSettings(path=str(wanted)))
+    with pytest.raises(EventLogError, match=f"nor {blocker}"):
+        EventLog(EventLogSettings(path=str(wanted)), fallback_dir=blocker)

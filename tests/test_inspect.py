@@ -12,7 +12,7 @@ from edgekit.models import edgetpu_compat as etc
 from edgekit.models import edgetpu_compiler as etcc
 from edgekit.errors import EdgeTPUCompilerError
 from edgekit.models.tflite import Graph, OperatorInfo, TensorInfo, read_graph_file
-from edgekit.models.inspection import inspect_file, text_report
+from edgekit.models.inspection import inspect_file, output_kind, text_report
 
 from test_zoo import cache, cli  # noqa: F401  (the fixture and the in-process CLI)
 
@@ -147,7 +147,7 @@ def test_every_table_entry_is_a_tflite_builtin():
 
 
 def test_json_output_keys(models_dir, capsys):
-    from edgekit.bench.macs import count_file
+    from edgekit.models.macs import count_file
 
     assert cli("inspect", str(models_dir / "mobilenet_v1_0.25_128_quant.tflite"), "--json") == 0
     r = json.loads(capsys.readouterr().out)
@@ -192,7 +192,7 @@ def test_inspect_takes_a_zoo_name(cache, models_dir, capsys):  # noqa: F811
     assert cli("inspect", "yamnet_spectra_in") == 0
     out = capsys.readouterr().out
     assert str(cache / "yamnet_spectra_in.tflite") in out and "Edge TPU: fully mappable" in out
-    assert "labels: none embedded or beside the model" in out
+    assert "labels: none embedded, beside the model or in the model directories (pass --labels FILE)" in out
     assert cli("pull", "yamnet_class_map", "--from", str(models_dir / "yamnet_class_map.csv"), "-q") == 0
     capsys.readouterr()
     assert cli("inspect", "yamnet_spectra_in", "--json") == 0
@@ -318,3 +318,127 @@ def test_compile_failure_and_compiled_input(models_dir, tmp_path, monkeypatch, c
     assert err.count("\n") == 1 and "exit 1" in err and "Model not quantized" in err
     assert cli("compile", str(models_dir / "yamnet_spectra_in_edgetpu.tflite")) == 1
     assert "already compiled for the Edge TPU" in capsys.readouterr().err
+
+
+# --- model names and labels, the same in every command -----------------------------------------
+
+
+def test_every_command_resolves_a_name_with_or_without_tflite(cache, models_dir, capsys):  # noqa: F811
+    from edgekit.cli import main
+
+    for name in ("yamnet_spectra_in", "yamnet_spectra_in.tflite"):
+        assert cli("pull", "yamnet_spectra_in", "--from", str(models_dir / "yamnet_spectra_in.tflite"), "-q") == 0
+        for argv in (["macs", name], ["models", "inspect", name], ["models", "inspect", name, "--json"],
+                     ["bench", name, "--runs", "1", "--warmup", "0", "-q", "--json", "-"]):
+            capsys.readouterr()
+            assert main(argv) == 0, (argv, capsys.readouterr().err)
+            assert str(cache / "yamnet_spectra_in.tflite") in capsys.readouterr().out, argv
+
+
+def test_not_found_says_where_it_looked(cache, tmp_path, monkeypatch, capsys):  # noqa: F811
+    from edgekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for argv in (["macs"], ["models", "inspect"], ["classify", "x.wav", "--model"]):
+        assert main([*argv, "yamnet.tflite"]) == 1
+        err = capsys.readouterr().err
+        assert f"looked in the current folder ({tmp_path}), {cache}" in err
+        assert "edgekit models pull yamnet" in err
+        assert main([*argv, "my_own"]) == 1
+        err = capsys.readouterr().err
+        assert f"model 'my_own' not found; looked in {cache}" in err and "not a zoo model" in err
+        assert main([*argv, "sub/m.tflite"]) == 1
+        assert f"no such model file (looked for {tmp_path / 'sub/m.tflite'})" in capsys.readouterr().err
+
+
+@pytest.fixture
+def renamed_yamnet(models_dir, tmp_path):
+    """yamnet_spectra_in under a name that finds no class map beside it: no metadata, 521 outputs."""
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    (d / "my_model.tflite").write_bytes((models_dir / "yamnet_spectra_in.tflite").read_bytes())
+    return d / "my_model.tflite"
+
+
+def test_a_yamnet_shaped_model_uses_the_class_map_in_the_model_directory(cache, models_dir, renamed_yamnet,  # noqa: F811
+                                                                         capsys):
+    from edgekit.cli import main
+
+    assert cli("inspect", str(renamed_yamnet), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["labels"] is None
+    assert main(["macs", str(renamed_yamnet)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "outputs: 521 classes (probability); no labels found: pass --labels FILE"
+    assert cli("pull", "yamnet_class_map", "--from", str(models_dir / "yamnet_class_map.csv"), "-q") == 0
+    capsys.readouterr()
+    assert cli("inspect", str(renamed_yamnet), "--json") == 0
+    labels = json.loads(capsys.readouterr().out)["labels"]
+    assert labels == {"source": str(cache / "yamnet_class_map.csv"), "count": 521,
+                      "first": ["Speech", "Child speech, kid speaking", "Conversation", "Narration, monologue",
+                                "Babbling"]}
+    assert main(["macs", str(renamed_yamnet)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"outputs: 521 classes (probability); labels from {cache / 'yamnet_class_map.csv'}"
+    # what classify and run load is the same
+    from edgekit.models.model import load_model
+
+    assert load_model(renamed_yamnet).labels[0] == "Speech"
+
+
+def test_labels_option_is_the_same_in_inspect_bench_and_macs(cache, models_dir, renamed_yamnet, tmp_path,  # noqa: F811
+                                                             capsys):
+    from edgekit.cli import main
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("".join(f"sound {i}\n" for i in range(521)))
+    assert cli("inspect", str(renamed_yamnet), "--labels", str(mine)) == 0
+    assert "521: sound 0 | sound 1 |" in " ".join(capsys.readouterr().out.split())
+    assert cli("inspect", str(renamed_yamnet), "--labels", str(mine), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["source"] == str(mine)
+    assert main(["macs", str(renamed_yamnet), "--labels", str(mine), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == {
+        "count": 521, "output_kind": "probability", "labels": str(mine), "first": [f"sound {i}" for i in range(5)]}
+    assert main(["bench", str(renamed_yamnet), "--labels", str(mine), "--runs", "1", "--warmup", "0", "-q",
+                 "--json", "-", "--data", str(models_dir.parent)]) == 0
+    top = json.loads(capsys.readouterr().out)["results"][0]["top1"]
+    assert top["label"] == f"sound {top['index']}" and top["output"] == "probability"
+    # A file that does not fit the model is an error, in each command alike.
+    wrong = models_dir / "imagenet_labels.txt"
+    for argv in (["models", "inspect"], ["macs"]):
+        assert main([*argv, str(renamed_yamnet), "--labels", str(wrong)]) == 1
+        assert "1001 labels for a model with 521 outputs" in capsys.readouterr().err
+    assert main(["bench", str(renamed_yamnet), "--labels", str(wrong), "--runs", "1", "-q", "--json", "-"]) == 1
+    assert "1001 labels for a model with 521 outputs" in capsys.readouterr().out
+
+
+def _chain(*ops: tuple[str, bool]) -> Graph:
+    """A chain of ops, each reading the previous one's output."""
+    tensors = tuple(TensorInfo(i, f"t{i}", (1, 4), "float32") for i in range(len(ops) + 1))
+    operators = tuple(OperatorInfo(i, op, custom, (i,), (i + 1,)) for i, (op, custom) in enumerate(ops))
+    return Graph(3, "", tensors, operators, (0,), (len(ops),), 1, (), (), 0)
+
+
+@pytest.mark.parametrize("ops,kind", [
+    ([("FULLY_CONNECTED", False), ("SOFTMAX", False)], "probability"),
+    ([("FULLY_CONNECTED", False), ("LOGISTIC", False), ("RESHAPE", False), ("DEQUANTIZE", False)], "probability"),
+    ([("CONV_2D", False), ("FULLY_CONNECTED", False)], "logit"),
+    ([("LOGISTIC", False), ("FULLY_CONNECTED", False), ("DEQUANTIZE", False)], "logit"),
+    ([("QUANTIZE", False), ("edgetpu-custom-op", True), ("DEQUANTIZE", False)], "unknown"),
+])
+def test_output_kind(ops, kind):
+    assert output_kind(_chain(*ops)) == kind
+
+
+def test_bench_sanity_line_never_shows_a_logit_as_a_score():
+    from edgekit.bench.report import top1_text
+
+    assert top1_text({"label": "Speech", "score": 0.93, "output": "probability"}) == "Speech 0.93"
+    assert top1_text({"label": "Speech", "score": 3.2, "output": "logit"}) == "Speech (logit 3.2, not a score)"
+    assert "scale unknown" in top1_text({"label": "Speech", "score": 0.29, "output": "unknown"})
+
+
+def test_a_compiled_model_s_output_is_read_from_its_cpu_twin(cache, models_dir, tmp_path):  # noqa: F811
+    assert inspect_file(models_dir / "yamnet_spectra_in_edgetpu.tflite")["output_kind"] == "probability"
+    alone = tmp_path / "yamnet_spectra_in_edgetpu.tflite"
+    alone.write_bytes((models_dir / alone.name).read_bytes())
+    assert inspect_file(alone)["output_kind"] == "unknown"

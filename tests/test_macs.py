@@ -21,10 +21,8 @@ from dataclasses import replace
 import pytest
 
 from edgekit import cli
-from edgekit.bench.macs import (
-    ModelCost, count_file, count_graph, mobilenet_v1_table, separable_conv_macs,
-    standard_conv_macs, table_macs, table_params, yamnet_table,
-)
+from edgekit.models.architectures import mobilenet_v1_table, table_macs, table_params, yamnet_table
+from edgekit.models.macs import ModelCost, count_file, count_graph, separable_conv_macs, standard_conv_macs
 from edgekit.models.tflite import Graph, OperatorInfo, TensorInfo, read_graph_file
 
 M = 1_000_000

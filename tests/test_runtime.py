@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit.models import edgetpu
-from edgekit.errors import DeviceError, EdgeTPUError, FallbackWarning, EdgekitWarning
+from edgekit.errors import DeviceError, EdgeTPUError, EdgekitWarning, FallbackWarning, ModelFileError
 from edgekit.models.model import load_model
 from edgekit.models.runtime import Device, make_interpreter, parse_device, runtime_info
 
@@ -139,3 +139,50 @@ def test_runtime_version_mismatch_message():
     msg = edgetpu.explain_delegate_failure(Device("usb"), raw)
     assert "compiled for Edge TPU runtime 14" in msg and "version 13" in msg
     assert "upgrade libedgetpu1-std" in msg
+
+
+# --- the probe: a separate, fresh process with a time limit; the stderr capture keeps others' lines --
+
+def test_probe_never_forks_this_process(models_dir, monkeypatch):
+    # The daemon probes a reloaded model while paho, PortAudio and gpiozero threads run; a bare
+    # fork of a threaded process can deadlock in the child on a lock another thread held.
+    import os
+
+    from edgekit.models import runtime
+
+    def no_fork():
+        raise AssertionError("probe must not fork this (threaded) process")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    runtime.probe((models_dir / "yamnet_spectra_in.tflite").read_bytes(), "yamnet_spectra_in.tflite")
+    with pytest.raises(ModelFileError, match="rejected the model"):
+        runtime.probe(b"TFL3" * 100, "junk.tflite")
+
+
+def test_probe_reports_a_crash_and_stops_a_hang(monkeypatch):
+    from edgekit.models import runtime
+
+    monkeypatch.setattr(runtime, "_PROBE_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(ModelFileError, match=r"m.tflite: the TFLite runtime crashed \(SIGSEGV\).*corrupt"):
+        runtime.probe(b"x", "m.tflite")
+    monkeypatch.setattr(runtime, "_PROBE_CHILD", "import time; time.sleep(60)")
+    with pytest.raises(ModelFileError, match="did not finish reading this model within 1 s"):
+        runtime.probe(b"x", "m.tflite", timeout=1)
+
+
+def test_stderr_capture_hands_back_what_other_threads_wrote(capfd):
+    import os
+    import threading
+
+    from edgekit.models.runtime import _CapturedStderr
+
+    with _CapturedStderr() as captured:
+        t = threading.Thread(target=lambda: os.write(2, b"edgekit.service: a line from another thread\n"))
+        t.start()
+        t.join()
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"ERROR: the runtime's own complaint\n")
+    assert "the runtime's own complaint" in captured.text()  # for the error message
+    err = capfd.readouterr().err
+    assert "a line from another thread" in err
+    assert "XNNPACK" not in err and "own complaint" not in err

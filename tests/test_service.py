@@ -340,3 +340,131 @@ def test_devices_lists_the_pulse_input(pulse, capsys):
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "pulse" in out and "Hz" in out
+
+
+# --- reloads that keep what did not change --------------------------------------------------------
+
+def pin_levels(pin) -> list[bool]:
+    out: list[bool] = []
+    for s in pin.states:
+        if not out or out[-1] != s.state:
+            out.append(s.state)
+    return out
+
+
+DOG_RULE = '\n[[rules]]\nname = "dog"\nlabels = ["Dog"]\nenter = 0.5\nrelease = 0.3\n'
+
+
+@pytest.mark.parametrize("change,expect", [
+    ("add_rule", ["start", "end"]),  # the sounding alarm stays one event
+    ("frontend", ["start", "end"]),  # a new stream (fixed -> float front end): still one event
+    ("enter", ["start", "end", "start", "end"]),  # the rule itself changed: ended, then fresh
+    ("pin", ["start", "end", "start", "end"]),  # its action changed: ended on pin 17, fresh on 22
+])
+def test_sighup_keeps_what_did_not_change(tmp_path, mosquitto, notify, models_dir, audio_dir, caplog, change,
+                                          expect):
+    # (mosquitto before notify: a broker started with $NOTIFY_SOCKET set sends its own READY=1)
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "smoke_alarm.wav"),
+                          broker=mosquitto)
+    sub = Subscriber(mosquitto, "edgekit/testpi/#")
+    service = Service(str(config))
+    edits = {"add_rule": lambda t: t + DOG_RULE,
+             "frontend": lambda t: t.replace('frontend = "fixed"', 'frontend = "float"'),
+             "enter": lambda t: t.replace("enter = 0.5", "enter = 0.45"),
+             "pin": lambda t: t.replace("pin = 17", "pin = 22")}
+
+    def scenario(svc, result):
+        notify.wait_for("READY", 30)
+        pin = gpio_device(svc, "smoke_alarm")
+        wait_until(lambda: pin.value == 1, 15, "the alarm to start")
+        result["t_before"] = svc.stream_time
+        result["old_pin"] = pin.pin
+        config.write_text(edits[change](config.read_text()))
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: any("config reloaded" in r.getMessage() for r in caplog.records), 15, "the reload")
+        result["t_after"] = svc.stream_time
+        result["pin"] = gpio_device(svc, "smoke_alarm").pin  # the mock pin: it records every level
+        wait_until(lambda: len(svc.events) >= len(expect), 30, "the alarm's events")
+        wait_until(lambda: sub.events("end"), 10, "the MQTT end event")
+
+    result = run_with_scenario(service, scenario)
+    sub.close()
+    assert result["rc"] == 0
+    assert [e.kind for e in service.events if e.rule == "smoke_alarm"] == expect
+    # The clock never goes backwards, in the daemon or in its event log.
+    assert result["t_after"] >= result["t_before"] > 1.0
+    times = [e.stream_time for e in service.events]
+    assert times == sorted(times) and times[-1] > result["t_before"]
+    logged = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [x["kind"] for x in logged] == expect and [x["stream_time"] for x in logged] == times
+    levels = pin_levels(result["pin"])
+    states = [p.decode() for t, p, _ in sub.messages if t == "edgekit/testpi/state/smoke_alarm"]
+    if len(expect) == 2:  # the level output never dropped, the MQTT state never flapped
+        assert levels == [False, True, False]
+        assert "OFF" not in states[states.index("ON"):-1]
+    elif change == "pin":
+        assert pin_levels(result["old_pin"]) == [False, True, False] and levels == [False, True, False]
+    else:
+        assert levels == [False, True, False, True, False]
+
+
+def run_daemon(config, *args, env=None, signals_at=(), timeout=60):
+    """`edgekit run` in a child process; ``signals_at``: (seconds after start, signal) to send."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", *args, "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    t0 = time.monotonic()
+    for at, sig in signals_at:
+        time.sleep(max(0.0, t0 + at - time.monotonic()))
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def test_sighup_in_the_first_moment_reloads_instead_of_killing(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "dog.wav"), hop=0.48)
+    rc, err = run_daemon(config, signals_at=[(0.3, signal.SIGHUP), (6.0, signal.SIGINT)])
+    assert rc == 0, err  # today: killed by SIGHUP (129), which systemd takes as a clean exit
+    assert err.count("config reloaded") == 1 and "Traceback" not in err
+    assert "SIGINT received: stopping" in err and "replay finished" not in err  # stopped before the end
+
+
+def test_sigterm_during_start_up_exits_cleanly(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "speech.wav"), hop=0.48)
+    rc, err = run_daemon(config, signals_at=[(0.3, signal.SIGTERM)])
+    assert rc == 0, err  # not 143
+    assert "SIGTERM received: stopping" in err and "Traceback" not in err
+
+
+def test_replay_says_where_events_go_and_sums_up(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "smoke_alarm.wav"),
+                          hop=0.48)
+    config.write_text(config.read_text().replace('speed = "realtime"', 'speed = "max"'))
+    rc, err = run_daemon(config, "-v")
+    assert rc == 0, err
+    log_path = tmp_path / "events.jsonl"
+    assert f"events go to: event log {log_path}; GPIO 17 (smoke_alarm, level)" in err
+    summary = [ln for ln in err.splitlines() if "replay finished" in ln]
+    assert len(summary) == 1
+    assert "23 windows" in summary[0] and "2 events (1 start, 1 end)" in summary[0] and str(log_path) in summary[0]
+    # -v: each window's top scores.
+    windows = [ln for ln in err.splitlines() if "edgekit.service: t=" in ln]
+    assert len(windows) == 23 and any("Smoke detector, smoke alarm 0." in ln for ln in windows)
+
+
+def test_an_interactive_run_writes_events_where_the_user_can(tmp_path, models_dir, audio_dir):
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(audio_dir / "smoke_alarm.wav"),
+                          hop=0.48)
+    blocker = tmp_path / "var_lib"
+    blocker.write_text("")  # unwritable for everyone, root included: a file where a directory should be
+    text = config.read_text().replace('speed = "realtime"', 'speed = "max"')
+    config.write_text(text.replace(f'path = "{tmp_path / "events.jsonl"}"', f'path = "{blocker / "events.jsonl"}"'))
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "INVOCATION_ID": ""}
+    rc, err = run_daemon(config, env=env)
+    assert rc == 0, err
+    fallback = tmp_path / "state" / "edgekit" / "events.jsonl"
+    assert [json.loads(x)["kind"] for x in fallback.read_text().splitlines()] == ["start", "end"]
+    assert f"events go to {fallback} instead" in err and f"event log {fallback}" in err
+    # Under systemd, the configured path is the contract: no silent fallback.
+    rc, err = run_daemon(config, env={**env, "INVOCATION_ID": "0123"})
+    assert rc != 0 and "choose a writable [log] path" in err

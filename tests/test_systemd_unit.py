@@ -12,11 +12,15 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from edgekit.daemon import install as si
+from edgekit.errors import ConfigError
+
+from conftest import absent
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMD = ROOT / "systemd"
@@ -62,7 +66,7 @@ def value(unit: dict, section: str, key: str) -> str | None:
 def systemd_analyze() -> str:
     exe = shutil.which("systemd-analyze")
     if not exe:
-        pytest.skip("systemd-analyze is not installed (install systemd to check the unit)")
+        absent("systemd-analyze is not installed (install systemd to check the unit)")
     return exe
 
 
@@ -253,7 +257,7 @@ def test_udev_rules_cover_both_usb_ids_and_apex():
 def test_udevadm_verify_rules():
     exe = shutil.which("udevadm")
     if not exe:
-        pytest.skip("udevadm is not installed (package udev); the syntax is checked by test_udev_rules_parse")
+        absent("udevadm is not installed (package udev; scripts/setup installs it)")
     probe = subprocess.run([exe, "verify", "--help"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip("this udevadm has no `verify` (systemd >= 254 needed); syntax checked by test_udev_rules_parse")
@@ -293,7 +297,7 @@ def test_dry_run_writes_nothing(tmp_path, source, capsys):
 
 def test_install_into_prefix(tmp_path, source, capsys, monkeypatch):
     monkeypatch.setattr(si, "run_commands", lambda *a, **k: pytest.fail("ran system commands for a --prefix install"))
-    exe = existing_executable(tmp_path)
+    exe = Path(shutil.which("true") or "/bin/true").resolve()  # one the unit can see: not under /tmp
     prefix = tmp_path / "root"
     assert run_install("install", "--prefix", str(prefix), "--exec", str(exe), "--source", str(source)) == 0
     out = capsys.readouterr().out
@@ -398,14 +402,101 @@ def test_exec_under_home_is_refused_for_a_real_install(tmp_path):
     # A script whose #! interpreter lives in a home directory (pyenv, uv) is refused too.
     script = tmp_path / "edgekit"
     script.write_text("#!/home/pi/.pyenv/versions/3.11.7/bin/python3.11\n")
-    assert si.hidden_paths(str(script)) == [Path("/home/pi/.pyenv/versions/3.11.7/bin/python3.11")]
-    with pytest.raises(si.ServiceInstallError, match="ProtectHome"):
-        si.install(prefix="/", exec_path="/home/pi/.local/bin/edgekit", dry_run=True, out=lambda *_: None)
+    assert Path("/home/pi/.pyenv/versions/3.11.7/bin/python3.11") in si.hidden_paths(str(script))
+    lines = []
+    assert si.install(prefix="/", exec_path="/home/pi/.local/bin/edgekit", dry_run=True, out=lambda *_: None,
+                      err=lines.append) == 1
+    assert "ProtectHome=yes" in "\n".join(lines)
 
 
 def test_relative_exec_is_refused():
-    with pytest.raises(si.ServiceInstallError, match="absolute"):
+    with pytest.raises(ConfigError, match="absolute"):
         si.find_exec_command("bin/edgekit")
+
+
+# -- an ExecStart= the service cannot see, or that others could change ------------------------------
+@pytest.mark.parametrize("exe,setting", [
+    ("/tmp/venv/bin/edgekit", "PrivateTmp=yes"),
+    ("/var/tmp/edgekit", "PrivateTmp=yes"),
+    ("/home/pi/edgekit/.venv/bin/edgekit", "ProtectHome=yes"),
+    ("/run/user/1000/edgekit", "ProtectHome=yes"),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_an_exec_the_unit_cannot_see_is_refused_with_the_fix(exe, setting, dry_run, tmp_path, source, capsys):
+    prefix = tmp_path / "root"
+    argv = ["install", "--prefix", str(prefix), "--exec", exe, "--source", str(source)]
+    assert run_install(*argv, *(["--dry-run"] if dry_run else [])) == 1
+    out, err = capsys.readouterr()
+    assert not prefix.exists()  # nothing written, dry run or not
+    # The whole plan first, then the problems.
+    assert f"ExecStart={exe} run --config" in out and "systemctl daemon-reload" in out and "next:" in out
+    assert err.startswith("edgekit: error: ") and setting in err and exe in err
+    assert "--exec /opt/edgekit/bin/edgekit" in err  # the fix
+
+
+def test_what_is_hidden_comes_from_the_unit(source):
+    unit = (source / "edgekit.service").read_text()
+    assert si.hidden_paths("/tmp/edgekit", unit) == [Path("/tmp/edgekit")]
+    unit = unit.replace("PrivateTmp=yes", "PrivateTmp=no").replace("ProtectHome=yes", "ProtectHome=read-only")
+    assert si.hidden_paths("/tmp/edgekit", unit) == [] and si.hidden_paths("/home/pi/edgekit", unit) == []
+    # DynamicUser=yes alone implies PrivateTmp=yes
+    assert si.hidden_paths("/tmp/edgekit", "[Service]\nDynamicUser=yes\n") == [Path("/tmp/edgekit")]
+
+
+@pytest.fixture
+def visible_tmp(source):
+    """The unit with PrivateTmp=no, so that an executable under tmp_path is visible to it."""
+    unit = source / "edgekit.service"
+    unit.write_text(unit.read_text().replace("PrivateTmp=yes", "PrivateTmp=no"))
+    return source
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the files a test makes are root's only when it runs as root")
+def test_an_exec_others_could_change_is_refused(tmp_path, visible_tmp, capsys):
+    import grp
+    import pwd
+
+    exe = existing_executable(tmp_path)
+    argv = ("install", "--prefix", "/", "--dry-run", "--exec", str(exe), "--source", str(visible_tmp))
+    assert run_install(*argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    checks = [
+        (lambda: exe.parent.chmod(0o777), f"{exe.parent} is writable by everyone"),
+        (lambda: os.chown(exe, pwd.getpwnam("nobody").pw_uid, -1), f"{exe} is owned by nobody"),
+        (lambda: (os.chown(tmp_path, -1, grp.getgrnam("nogroup").gr_gid), tmp_path.chmod(0o775)),
+         f"{tmp_path} is writable by group nogroup"),
+    ]
+    for change, why in checks:
+        change()
+        assert run_install(*argv) == 1
+        out, err = capsys.readouterr()
+        assert "next:" in out and f"  {why}: whoever can change it runs code as the service" in err
+    assert err.startswith("edgekit: error: 3 problems with ExecStart=")
+    # The #! interpreter of a script counts as much as the script.
+    os.chown(exe, 0, -1), exe.parent.chmod(0o755), os.chown(tmp_path, -1, 0), tmp_path.chmod(0o755)
+    python = tmp_path / "py" / "python3"
+    python.parent.mkdir()
+    python.symlink_to(Path(sys.executable).resolve())
+    python.parent.chmod(0o777)
+    exe.write_text(f"#!{python}\n")
+    assert run_install(*argv) == 1
+    assert f"{python.parent} is writable by everyone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode,warns", [(0o644, True), (0o640, False)])
+def test_a_world_readable_mqtt_password_is_warned_about(mode, warns, tmp_path, source, capsys):
+    prefix = tmp_path / "root"
+    config = prefix / "etc/edgekit/edgekit.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[mqtt]\nhost = "broker"\nusername = "pi"\npassword = "s3cret"\n')
+    config.chmod(mode)
+    assert run_install("install", "--prefix", str(prefix), "--dry-run", "--exec", "/opt/edgekit/bin/edgekit",
+                       "--source", str(source)) == 0
+    out = capsys.readouterr().out
+    assert ("holds an MQTT password and every local user can read it" in out) == warns
+    assert "s3cret" not in out
+    if warns:
+        assert "chmod 640 /etc/edgekit/edgekit.toml" in out and "SupplementaryGroups=edgekit-conf" in out
 
 
 def test_supplementary_groups_parsed():

@@ -18,9 +18,9 @@ the two documents with compare.py. For every recording in ``<data>/audio`` it re
 - the same two with the runtime's built-in kernels instead of XNNPACK (``*_builtin``), and the
   sha256 of every score array, which says whether the kernels were bit-identical.
 
-Plus the sha256 of the fixed front end's integer tables (``FixedFrontend.constants()``, hashed
-as tests/test_frontend_fixed.py pins them) and of the codes of ``yamnet_test_audio.bin`` (raw
-int16, so independent of any decoder or resampler).
+Plus the sha256 of the fixed front end's integer tables (``FixedFrontend.constants()``, each
+as little-endian int64) and of the codes of ``yamnet_test_audio.bin`` (raw int16, so
+independent of any decoder or resampler).
 
 ``--dump DIR`` also writes ``<clip>.npz`` (pcm, codes, scores) so that compare.py can say by
 how much two machines differ, not only whether they do. ``--reference-pcm DIR`` takes another
@@ -96,8 +96,8 @@ def source_sha256() -> str:
 
 
 def constants_sha256(frontend: FixedFrontend) -> tuple[str, dict[str, str]]:
-    """Combined digest exactly as tests/test_frontend_fixed.py::test_constant_tables_are_pinned
-    computes it, and one digest per table."""
+    """Combined digest over the tables in name order, each as little-endian int64 (as
+    tests/test_arm64_script.py recomputes it), and one digest per table."""
     tables = frontend.constants()
     digest = hashlib.sha256()
     per_table = {}

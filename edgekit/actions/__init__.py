@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +84,11 @@ class Actions:
             except Exception:
                 log.exception("%s: close failed", type(action).__name__)
 
+    def describe(self) -> str:
+        """Where events go, for the log at start: ``event log /var/lib/...; MQTT ...; GPIO ...``."""
+        parts = [d() for d in (getattr(a, "describe", None) for a in self.actions) if d is not None]
+        return "; ".join(parts) if parts else "nowhere (no [log], [mqtt] or GPIO actions configured)"
+
     def status(self) -> str:
         parts = []
         for action in self.actions:
@@ -101,23 +105,81 @@ class Actions:
         self.close()
 
 
-def build_actions(config: Config) -> Actions:
-    """Every action the config asks for; raises an ActionError subclass when one cannot start."""
-    built: list[Action] = []
+def build_actions(config, previous: Actions | None = None, *, log_fallback=None) -> Actions:
+    """Every action the config asks for; raises an ActionError subclass when one cannot start.
+
+    ``config``: the daemon's :class:`~edgekit.daemon.settings.Config`, or anything with its
+    ``rules``, ``gpio``, ``mqtt`` and ``log`` (not imported: the daemon is the layer above).
+    ``previous``: the running actions, on a reload. What did not change is reused, so a level
+    GPIO output stays on, the MQTT connection stays up and the event log stays open; a changed
+    ``[mqtt]`` gets a new publisher that takes over the old one's queued events and states.
+    On success ``previous`` is used up (its parts reused or closed); on failure it is left
+    running as it was. ``log_fallback``: see :class:`~edgekit.actions.eventlog.EventLog`.
+    """
+    prev = {getattr(a, "kind", None): a for a in (previous.actions if previous is not None else ())}
+    parts: list[Action] = []
+    built: list[Action] = []  # new here: closed again if a later part fails
+    undo = []  # how to put reused parts back as they were
     try:
         if config.log is not None:
-            from edgekit.actions.eventlog import EventLog
+            old = prev.get("log")
+            if old is not None and old.settings == config.log:
+                parts.append(old)
+            else:
+                from edgekit.actions.eventlog import EventLog
 
-            built.append(EventLog(config.log))
-        if any(rule.gpio is not None for rule in config.rules):
-            from edgekit.actions.gpio import GpioOutputs
-
-            built.append(GpioOutputs(config.rules, config.gpio))
+                built.append(EventLog(config.log, fallback_dir=log_fallback))
+                parts.append(built[-1])
         if config.mqtt is not None and any(rule.mqtt for rule in config.rules):
-            from edgekit.actions.mqtt import MqttPublisher
+            old = prev.get("mqtt")
+            if old is not None and old.settings == config.mqtt:
+                before = tuple(old._rules.values())
+                old.reconfigure(config.rules)
+                undo.append(lambda old=old, before=before: old.reconfigure(before))
+                parts.append(old)
+            else:
+                from edgekit.actions.mqtt import MqttPublisher
 
-            built.append(MqttPublisher(config.mqtt, config.rules))
+                # Not connected yet: it first takes over the old publisher's queue and states.
+                built.append(MqttPublisher(config.mqtt, config.rules, start=False))
+                parts.append(built[-1])
+        # GPIO last, because it may have to release pins the running config holds.
+        old = prev.get("gpio")
+        if any(rule.gpio is not None for rule in config.rules):
+            if old is not None and old.settings == config.gpio:
+                old.update(config.rules)  # restores itself when it fails
+                parts.append(old)
+            else:
+                from edgekit.actions.gpio import GpioOutputs
+
+                if old is not None:  # another pin factory: the old one lets go of the chip first
+                    old_rules = old.rules
+                    old.close()
+                    undo.append(lambda: _restore_gpio(previous, old, old_rules))
+                built.append(GpioOutputs(config.rules, config.gpio))
+                parts.append(built[-1])
     except BaseException:
         Actions(built).close()
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:
+                log.exception("reload: cannot restore the running actions")
         raise
-    return Actions(built)
+    # Commit: hand queued MQTT events over, start new publishers, close what is not reused.
+    for part in parts:
+        if part in built and getattr(part, "kind", None) == "mqtt":
+            if prev.get("mqtt") is not None:
+                part.adopt(prev["mqtt"])
+            part.start()
+    if previous is not None:
+        Actions([a for a in previous.actions if a not in parts]).close()
+        previous.actions, previous._closed = [], True
+    return Actions(parts)
+
+
+def _restore_gpio(previous: Actions, closed, rules) -> None:
+    from edgekit.actions.gpio import GpioOutputs
+
+    i = previous.actions.index(closed)
+    previous.actions[i] = GpioOutputs(rules, closed.settings)

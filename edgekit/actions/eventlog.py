@@ -4,6 +4,12 @@ Rotation follows logging.handlers.RotatingFileHandler's naming (``events.jsonl``
 ``.1`` the one before, up to ``.<backups>``). Unlike that handler, ``backups = 0`` still bounds
 the size: the file starts over. Written here rather than through the handler so that a full
 disk is one log line and a counter in the status, not a traceback on stderr per event.
+
+The example config writes to /var/lib/edgekit/events.jsonl, which systemd's
+``StateDirectory=edgekit`` creates for the service. Someone trying the daemon from a shell is
+usually not allowed to write there; for such an interactive run (:func:`interactive_fallback`)
+an unwritable path falls back to the user's state directory (``~/.local/state/edgekit``), with
+a warning that says so, instead of refusing to start.
 """
 
 from __future__ import annotations
@@ -11,18 +17,42 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from edgekit.errors import EventLogError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import EventLogSettings
+from edgekit.actions.settings import EventLogSettings
 from edgekit.actions import event_json
 
 log = logging.getLogger(__name__)
 
 
+def under_systemd(env: Mapping[str, str] | None = None) -> bool:
+    """Whether systemd started this process as a service ($INVOCATION_ID is set for every unit)."""
+    env = os.environ if env is None else env
+    return bool(env.get("INVOCATION_ID") or env.get("STATE_DIRECTORY"))
+
+
+def interactive_fallback(env: Mapping[str, str] | None = None) -> Path | None:
+    """Where an interactive run may write its event log instead: the user's XDG state directory.
+
+    None under systemd: a service must write where its config says, or fail loudly.
+    """
+    if under_systemd(env):
+        return None
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("edgekit"))
+
+
 class EventLog:
-    def __init__(self, settings: EventLogSettings, *, fsync: bool = False):
+    """``fallback_dir``: where to write instead when ``settings.path`` cannot be opened."""
+
+    kind = "log"
+
+    def __init__(self, settings: EventLogSettings, *, fsync: bool = False, fallback_dir: str | os.PathLike | None = None):
+        self.settings = settings
         self.path = Path(settings.path).expanduser()
         self.max_bytes = settings.max_bytes
         self.backups = settings.backups
@@ -36,9 +66,20 @@ class EventLog:
             self._file = self._open()
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise EventLogError(
-                f"cannot write the event log {self.path}: {reason}; choose a writable [log] path"
-            ) from exc
+            if fallback_dir is None:
+                raise EventLogError(
+                    f"cannot write the event log {self.path}: {reason}; choose a writable [log] path"
+                ) from exc
+            wanted, self.path = self.path, Path(fallback_dir) / self.path.name
+            try:
+                self._file = self._open()
+            except OSError as exc2:
+                raise EventLogError(
+                    f"cannot write the event log {wanted} ({reason}) nor {self.path} "
+                    f"({exc2.strerror or exc2}); choose a writable [log] path"
+                ) from exc2
+            log.warning("cannot write the event log %s (%s); this run is not a systemd service, so events go "
+                        "to %s instead (set [log] path to choose)", wanted, reason, self.path)
 
     def _open(self, mode: str = "ab"):
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +145,9 @@ class EventLog:
                 except OSError as exc:
                     log.error("event log %s: final flush failed (%s)", self.path, exc)
                 self._drop_file()
+
+    def describe(self) -> str:
+        return f"event log {self.path}"
 
     def status(self) -> str:
         text = f"log {self.written} events"

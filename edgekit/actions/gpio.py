@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import atexit
 import glob
-import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from importlib.metadata import entry_points
 
 from gpiozero import DigitalOutputDevice
 
 from edgekit.errors import GpioError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import GpioAction, GpioSettings, Rule
+from edgekit.actions.settings import GpioAction, GpioSettings, Rule, pin_factory_names
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +29,17 @@ NO_CHIP_MESSAGE = (
     'or set [gpio] pin_factory = "mock" to test without hardware'
 )
 
-# gpiozero's own built-in factories; anything else is looked up through its entry points.
-BUILTIN_FACTORIES = MappingProxyType(
-    {
-        "mock": "gpiozero.pins.mock:MockFactory",
-        "lgpio": "gpiozero.pins.lgpio:LGPIOFactory",
-        "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
-        "pigpio": "gpiozero.pins.pigpio:PiGPIOFactory",
-        "native": "gpiozero.pins.native:NativeFactory",
-    }
-)
 # Tried in this order when nothing is named. Not "native": gpiozero itself only falls back to it
 # with a warning, and on a Pi 5 it cannot drive the pins, so a clear error serves better.
 AUTO_FACTORIES = ("lgpio", "rpigpio", "pigpio")
 
 
 def _load_factory(name: str):
-    target = BUILTIN_FACTORIES.get(name.lower())
-    if target is None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group="gpiozero_pin_factories"):
-            if ep.name.lower() == name.lower():
-                return ep.load()()
-        known = ", ".join(BUILTIN_FACTORIES)
-        raise GpioError(f"unknown GPIO pin factory {name!r}; known: {known}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    # gpiozero registers its factories (and a third party its own) as entry points: its own table.
+    for ep in entry_points(group="gpiozero_pin_factories"):
+        if ep.name.lower() == name.lower():
+            return ep.load()()
+    raise GpioError(f"unknown GPIO pin factory {name!r}; known: {', '.join(pin_factory_names())}")
 
 
 def _why(name: str, exc: Exception) -> str:
@@ -104,6 +87,8 @@ class _Output:
 class GpioOutputs:
     """The GPIO action. ``pin_factory`` (a gpiozero factory instance) overrides the settings."""
 
+    kind = "gpio"
+
     def __init__(
         self,
         rules: Iterable[Rule],
@@ -112,33 +97,78 @@ class GpioOutputs:
         pin_factory=None,
         env: Mapping[str, str] | None = None,
     ):
-        settings = settings or GpioSettings()
+        self.settings = settings = settings or GpioSettings()
         self._closed = False
         self._own_factory = pin_factory is None
         self._outputs: dict[str, _Output] = {}
+        self.rules = tuple(rules)
         self.factory = pin_factory if pin_factory is not None else make_pin_factory(settings.pin_factory, env=env)
         try:
-            for rule in rules:
+            for rule in self.rules:
                 if rule.gpio is not None:
-                    self._outputs[rule.name] = _Output(rule.gpio, self._claim(rule))
+                    self._outputs[rule.name] = _Output(rule.gpio, self._claim(rule.name, rule.gpio))
         except BaseException:
             self.close()
             raise
         # A crash that skips close() must still leave the pins inactive.
         atexit.register(self.make_safe)
 
-    def _claim(self, rule: Rule) -> DigitalOutputDevice:
-        action = rule.gpio
+    def _claim(self, name: str, action: GpioAction) -> DigitalOutputDevice:
         if action.mode not in ("level", "pulse"):
-            raise GpioError(f"rule {rule.name!r}: GPIO mode must be 'level' or 'pulse', not {action.mode!r}")
+            raise GpioError(f"rule {name!r}: GPIO mode must be 'level' or 'pulse', not {action.mode!r}")
         if action.mode == "pulse" and not action.pulse_seconds > 0:
-            raise GpioError(f"rule {rule.name!r}: pulse_seconds must be positive")
+            raise GpioError(f"rule {name!r}: pulse_seconds must be positive")
         try:
             return DigitalOutputDevice(
                 action.pin, active_high=action.active_high, initial_value=False, pin_factory=self.factory
             )
         except Exception as exc:
-            raise GpioError(f"rule {rule.name!r}: cannot drive GPIO pin {action.pin!r}: {exc}") from exc
+            raise GpioError(f"rule {name!r}: cannot drive GPIO pin {action.pin!r}: {exc}") from exc
+
+    def update(self, rules: Iterable[Rule]) -> None:
+        """Follow a reloaded config without touching what did not change.
+
+        An output whose rule keeps the same name and GPIO action stays claimed and in its state
+        (a ``level`` output that is on stays on through the reload). The others are released
+        (inactive) before new ones are claimed, since a GPIO chip refuses a line still held. If
+        a new pin cannot be claimed, the released ones are claimed again (inactive) and the
+        GpioError is raised, so the running config keeps its outputs.
+        """
+        rules = tuple(rules)
+        wanted = {r.name: r.gpio for r in rules if r.gpio is not None}
+        keep = {n: o for n, o in self._outputs.items() if wanted.get(n) == o.action}
+        released = {n: o for n, o in self._outputs.items() if n not in keep}
+        for out in released.values():
+            self._release(out)
+        claimed: dict[str, _Output] = {}
+        try:
+            for name, action in wanted.items():
+                if name not in keep:
+                    claimed[name] = _Output(action, self._claim(name, action))
+        except BaseException:
+            for out in claimed.values():
+                self._release(out)
+            restored = {}
+            for name, out in released.items():
+                try:
+                    restored[name] = _Output(out.action, self._claim(name, out.action))
+                except GpioError as exc:
+                    log.error("GPIO: cannot claim %s again for rule %r: %s", out.action.pin, name, exc)
+            self._outputs = {n: keep.get(n) or restored[n] for n in self._outputs if n in keep or n in restored}
+            raise
+        self._outputs = {n: keep.get(n) or claimed[n] for n in wanted}
+        self.rules = tuple(rules)
+
+    @staticmethod
+    def _release(out: _Output) -> None:
+        try:
+            out.device.off()
+            out.device.close()
+        except Exception as exc:
+            log.error("GPIO %s: release failed: %s", out.action.pin, exc)
+
+    def describe(self) -> str:
+        return "GPIO " + ", ".join(f"{o.action.pin} ({n}, {o.action.mode})" for n, o in self._outputs.items())
 
     def device(self, rule: str) -> DigitalOutputDevice:
         return self._outputs[rule].device

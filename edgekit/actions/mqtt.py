@@ -20,6 +20,11 @@ once written to the socket. State transitions are published in order while conne
 not queued while the broker is away: every connect re-publishes availability, discovery and
 the current state, so the retained state is always the latest.
 
+Across a config reload (:meth:`MqttPublisher.reconfigure`, :meth:`MqttPublisher.adopt`), an
+unchanged ``[mqtt]`` keeps the publisher and its connection; a changed one hands the events
+still queued, and each rule's ON/OFF state, to the new publisher, so nothing is lost and no
+state flaps.
+
 Lock discipline: our lock is never held while calling into paho, because paho holds its own
 message lock while running ``on_publish``, which takes ours.
 """
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -39,44 +43,33 @@ from itertools import count
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit import __version__
 from edgekit.errors import MqttError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import MqttSettings, Rule
+from edgekit.actions.settings import MqttSettings, Rule
 from edgekit.actions import event_json
+from edgekit.actions.mqtt_connect import Client, explain_connect_error
+from edgekit.actions.mqtt_topics import OFF, OFFLINE, ON, ONLINE, Topics, check_level as _check_level
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
-ON, OFF = "ON", "OFF"
 
 
 @dataclass(frozen=True)
 class _Msg:
     seq: int
+    rule: str
     topic: str
     payload: str
 
 
-def _slug(text: str) -> str:
-    # Home Assistant allows only these in node and object ids.
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "x"
+class MqttPublisher(Topics):
+    """The MQTT action. ``handle()`` never waits for the network and never raises for it.
 
+    ``start=False`` checks the settings and builds the client but opens no connection until
+    :meth:`start` (a reload first hands the old publisher's queue and states over).
+    """
 
-def _check_level(what: str, value: str, slash_ok: bool = False) -> str:
-    bad = "+#\0" if slash_ok else "+#/\0"
-    if not value or any(c in value for c in bad) or value.startswith("/") or value.endswith("/"):
-        raise MqttError(f"{what} {value!r} cannot be used in an MQTT topic (empty, or holds one of {bad!r})")
-    return value
-
-
-def device_class(rule: Rule) -> str:
-    text = " ".join((rule.name, *rule.labels)).lower()
-    return "smoke" if "smoke" in text or "fire alarm" in text else "sound"
-
-
-class MqttPublisher:
-    """The MQTT action. ``handle()`` never waits for the network and never raises for it."""
+    kind = "mqtt"
 
     def __init__(
         self,
@@ -86,13 +79,12 @@ class MqttPublisher:
         window: int = 16,
         reconnect_delay: tuple[float, float] = (1, 60),
         flush_seconds: float = 2.0,
+        start: bool = True,
     ):
         self.settings = s = settings
-        self._rules = {r.name: r for r in rules if r.mqtt}
+        self._rules = self._check_rules(rules)
         prefix = _check_level("[mqtt] topic_prefix", s.topic_prefix, slash_ok=True)
         device = _check_level("[mqtt] device_id", s.device_id)
-        for name in self._rules:
-            _check_level("rule name", name)
         self.base = f"{prefix}/{device}"
         self.availability_topic = f"{self.base}/availability"
         self.window = max(1, window)
@@ -117,7 +109,7 @@ class MqttPublisher:
         self._drop_logged = False
         self.sent = self.dropped = 0
 
-        client = mqtt.Client(
+        client = Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id or f"edgekit-{device}",
             protocol=mqtt.MQTTv311,
@@ -144,45 +136,25 @@ class MqttPublisher:
         except ValueError as exc:
             raise MqttError(f"[mqtt] host/port/keepalive unusable: {exc}") from exc
         self._client = client
-
         self._sender = threading.Thread(target=self._run, name="edgekit-mqtt-sender", daemon=True)
+        self._started = False
+        if start:
+            self.start()
+
+    @staticmethod
+    def _check_rules(rules: Iterable[Rule]) -> dict[str, Rule]:
+        chosen = {r.name: r for r in rules if r.mqtt}
+        for name in chosen:
+            _check_level("rule name", name)
+        return chosen
+
+    def start(self) -> None:
+        """Start the sender and paho's network thread (which connects, and reconnects)."""
+        if self._started or self._closed:
+            return
+        self._started = True
         self._sender.start()
-        client.loop_start()
-
-    # -- topics and payloads --------------------------------------------------------------
-
-    def event_topic(self, rule: str) -> str:
-        return f"{self.base}/event/{rule}"
-
-    def state_topic(self, rule: str) -> str:
-        return f"{self.base}/state/{rule}"
-
-    def discovery_topic(self, rule: str) -> str:
-        return f"{self.settings.discovery_prefix}/binary_sensor/{_slug(self.settings.device_id)}/{_slug(rule)}/config"
-
-    def discovery_config(self, rule: Rule) -> dict:
-        device = _slug(self.settings.device_id)
-        return {
-            "name": rule.name,
-            "unique_id": f"edgekit_{device}_{_slug(rule.name)}",
-            "device_class": device_class(rule),
-            "state_topic": self.state_topic(rule.name),
-            "payload_on": ON,
-            "payload_off": OFF,
-            "availability_topic": self.availability_topic,
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "json_attributes_topic": self.event_topic(rule.name),
-            "qos": self.settings.qos,
-            "device": {
-                "identifiers": [f"edgekit_{device}"],
-                "name": self.settings.device_id,
-                "manufacturer": "edgekit",
-                "model": "Sound-event detector",
-                "sw_version": __version__,
-            },
-            "origin": {"name": "edgekit", "sw_version": __version__},
-        }
+        self._client.loop_start()
 
     def _announcements(self) -> list[tuple[str, str]]:
         out = [(self.availability_topic, ONLINE)]
@@ -195,7 +167,7 @@ class MqttPublisher:
     def handle(self, event: Event) -> None:
         if event.rule not in self._rules or self._closed:
             return
-        msg = _Msg(next(self._seq), self.event_topic(event.rule), event_json(event))
+        msg = _Msg(next(self._seq), event.rule, self.event_topic(event.rule), event_json(event))
         with self._cond:
             if self._backlog() >= self.queue_size and (self._pending or self._inflight):
                 if self._pending:
@@ -304,7 +276,9 @@ class MqttPublisher:
         self._set_error(None)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._set_error("cannot reach the broker; retrying with back-off, events are queued")
+        reason = explain_connect_error(getattr(client, "last_connect_error", None), self.settings.host,
+                                       self.settings.port)
+        self._set_error(f"{reason}; retrying with back-off, events are queued")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._cond:
@@ -333,6 +307,51 @@ class MqttPublisher:
 
     # -- the daemon's side ----------------------------------------------------------------
 
+    def reconfigure(self, rules: Iterable[Rule]) -> None:
+        """A reload with the same ``[mqtt]``: keep the connection, follow the new rule set.
+
+        States of rules that stay are kept (a sounding alarm stays ON); new rules start OFF; the
+        discovery configs are announced again, so Home Assistant learns of new rules.
+        """
+        chosen = self._check_rules(rules)  # raises before anything changes
+        with self._cond:
+            self._rules = chosen
+            self._state = {name: self._state.get(name, OFF) for name in chosen}
+            if self._connected:
+                self._announce = True
+                self._state_out = list(self._state.items())
+            self._cond.notify_all()
+
+    def adopt(self, old: MqttPublisher) -> None:
+        """Take over ``old``'s undelivered events and rule states, then close ``old``.
+
+        Call before :meth:`start`, so the first connect publishes the carried states. Events go
+        to this publisher's topic for their rule, oldest first, ahead of anything new.
+        """
+        handed = old._hand_over(same_availability=old.availability_topic == self.availability_topic
+                                and (old.settings.host, old.settings.port) == (self.settings.host, self.settings.port))
+        with self._cond:
+            for name in self._state:
+                if name in old._state:
+                    self._state[name] = old._state[name]
+            moved = [_Msg(next(self._seq), m.rule, self.event_topic(m.rule), m.payload) for m in handed]
+            excess = len(moved) + self._backlog() - self.queue_size
+            if excess > 0:
+                moved = moved[excess:]
+                self.dropped += excess
+            self._pending.extendleft(reversed(moved))
+            self._cond.notify_all()
+        if handed:
+            log.info("MQTT: %d queued events moved to the reloaded [mqtt] settings", len(moved))
+
+    def _hand_over(self, same_availability: bool) -> list[_Msg]:
+        """Stop, as :meth:`close`, but return the events not yet acknowledged instead of losing them."""
+        return self._shutdown(hand_over=True, say_offline=not same_availability)
+
+    def describe(self) -> str:
+        s = self.settings
+        return f"MQTT {s.host}:{s.port} {self.base}/event/<rule> ({', '.join(self._rules) or 'no rules'})"
+
     @property
     def connected(self) -> bool:
         return self._connected
@@ -353,8 +372,11 @@ class MqttPublisher:
 
     def close(self) -> None:
         """Flush for up to ``flush_seconds``, publish "offline", disconnect. Idempotent."""
+        self._shutdown(hand_over=False, say_offline=True)
+
+    def _shutdown(self, hand_over: bool, say_offline: bool) -> list[_Msg]:
         if self._closed:
-            return
+            return []
         self._closed = True
         deadline = time.monotonic() + self.flush_seconds
         if self._connected:
@@ -362,19 +384,26 @@ class MqttPublisher:
         with self._cond:
             self._stopping = True
             connected, self._connected = self._connected, False  # our own disconnect is no loss
-            left = self._backlog()
             self._cond.notify_all()
-        self._sender.join(timeout=5)
-        if connected:
+        if self._started:
+            self._sender.join(timeout=5)
+        with self._cond:  # the sender has stopped: whatever it handed to paho is in _inflight now
+            self._requeue_inflight()
+            left = list(self._pending)
+            if hand_over:
+                self._pending.clear()
+        if connected and say_offline:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=self.settings.qos, retain=True)
             try:
                 info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 pass  # the last will says the same if this one is lost
-        self._client.disconnect()
-        self._client.loop_stop()
-        if left:
-            log.warning("MQTT: %d queued events were not delivered before close", left)
+        self._client.disconnect()  # a clean DISCONNECT: the broker does not send the last will
+        if self._started:
+            self._client.loop_stop()
+        if left and not hand_over:
+            log.warning("MQTT: %d queued events were not delivered before close", len(left))
+        return left
 
     def status(self) -> str:
         with self._cond:

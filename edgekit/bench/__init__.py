@@ -1,1 +1,1 @@
-"""Measurements of models and devices: MACs and parameters from the graph (``macs``), latency."""
+"""Measurements of models and devices: latency, throughput and the pipeline, with the machine they ran on."""

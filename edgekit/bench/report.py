@@ -141,8 +141,8 @@ def markdown(record: dict) -> str:
                      for r in record["results"] if r.get("input")})
     if inputs:
         lines += ["", "Inputs:", *[f"- {i}" for i in inputs]]
-    tops = [f"{r['model']} ({r['device']}, XNNPACK {xnnpack_label(r)}): "
-            f"{r['top1']['label']} {r['top1']['score']:.2f}" for r in record["results"] if r.get("top1")]
+    tops = [f"{r['model']} ({r['device']}, XNNPACK {xnnpack_label(r)}): {top1_text(r['top1'])}"
+            for r in record["results"] if r.get("top1")]
     if tops:
         lines += ["", "Top-1 on that input (sanity check):", *[f"- {t}" for t in tops]]
     lines += pipeline_lines(record)
@@ -150,6 +150,16 @@ def markdown(record: dict) -> str:
         lines += ["", "## Published figures", "", *published_lines(record["published_check"])]
     lines += ["", "## Notes", "", *[f"- {n}" for n in record.get("notes", [])]]
     return "\n".join(lines) + "\n"
+
+
+def top1_text(top: dict) -> str:
+    """The sanity line's value: a score where the model outputs one, else named for what it is."""
+    kind = top.get("output", "probability")  # records from before "output" held scores
+    if kind == "probability":
+        return f"{top['label']} {top['score']:.2f}"
+    if kind == "logit":
+        return f"{top['label']} (logit {top['score']:.3g}, not a score)"
+    return f"{top['label']} (raw output {top['score']:.3g}, scale unknown)"
 
 
 def pipeline_lines(record: dict) -> list[str]:

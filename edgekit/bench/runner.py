@@ -20,15 +20,16 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.errors import EdgekitError, LabelsError
+from edgekit.errors import ConfigError, EdgekitError, ExtraNotInstalledError, LabelsError
 from edgekit.frontend import reference
 from edgekit.quant import InputQuant, quantise
 from edgekit.models.tflite import read_graph_file
-from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.inspection import model_output_kind
+from edgekit.models.labels import report_labels
 from edgekit.models.model import IMAGE, LOGMEL, WAVEFORM, Model, edgetpu_twin, input_kind
 from edgekit.models.paths import resolve_model
 from edgekit.models.runtime import make_interpreter, parse_device, probe
-from edgekit.bench import macs
+from edgekit.models import macs
 
 HOPS = (0.48, 0.1)  # streaming hops for --pipeline: YAMNet's own, and a 10 Hz detector
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
@@ -45,12 +46,23 @@ class Settings:
     pipeline_seconds: float = 30.0
     input: Path | None = None
     data_dir: Path | None = None
+    labels: Path | None = None  # --labels: one class map for every model
 
 
-def default_data_dir() -> Path | None:
-    env = os.environ.get("EDGEKIT_TEST_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    return path if path.is_dir() else None
+def default_data_dir(env: dict | None = None) -> Path | None:
+    """The shared test data (audio/, models/) named by $EDGEKIT_TEST_DATA; None when unset.
+
+    Only the environment or ``--data`` name it: an installed package has no checkout, and no
+    data folder, beside it. Without one the bench measures synthetic inputs and says so.
+    """
+    value = (os.environ if env is None else env).get("EDGEKIT_TEST_DATA")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"EDGEKIT_TEST_DATA={value}: no such folder; point it at the shared test data "
+                          "(with audio/ and models/), or unset it to measure synthetic inputs")
+    return path
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -99,49 +111,15 @@ def synthetic_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img * 255, 0, 255).astype(np.uint8)
 
 
-def read_bmp(data: bytes) -> np.ndarray:
-    """Uncompressed 24/32-bit BMP -> [h, w, 3] uint8 RGB (enough for the Coral test picture)."""
-    def u(at, n, signed=False):
-        return int.from_bytes(data[at:at + n], "little", signed=signed)
-
-    if data[:2] != b"BM" or len(data) < 54:
-        raise ValueError("not a BMP file")
-    offset, width, height, bpp, compression = u(10, 4), u(18, 4, True), u(22, 4, True), u(28, 2), u(30, 4)
-    if bpp not in (24, 32) or compression != 0 or width <= 0 or height == 0:
-        raise ValueError(f"unsupported BMP ({bpp} bits, compression {compression})")
-    step = bpp // 8
-    stride = (width * step + 3) & ~3  # rows are padded to 4 bytes
-    rows = np.frombuffer(data, np.uint8, count=stride * abs(height), offset=offset).reshape(abs(height), stride)
-    rgb = rows[:, : width * step].reshape(abs(height), width, step)[..., 2::-1]  # BGR(A) -> RGB
-    return np.ascontiguousarray(rgb[::-1] if height > 0 else rgb)  # positive height: bottom-up
-
-
-def resize_bilinear(img: np.ndarray, h: int, w: int) -> np.ndarray:
-    """[H, W, C] uint8 -> [h, w, C], bilinear with half-pixel centres (no anti-aliasing)."""
-    H, W = img.shape[:2]
-
-    def axis(n_out, n_in):
-        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(pos).astype(int)
-        return lo, np.minimum(lo + 1, n_in - 1), pos - lo
-
-    y0, y1, wy = axis(h, H)
-    x0, x1, wx = axis(w, W)
-    f = img.astype(np.float64)
-    top = f[y0][:, x0] * (1 - wx)[None, :, None] + f[y0][:, x1] * wx[None, :, None]
-    bot = f[y1][:, x0] * (1 - wx)[None, :, None] + f[y1][:, x1] * wx[None, :, None]
-    out = top * (1 - wy)[:, None, None] + bot * wy[:, None, None]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
 def load_image(path: Path, h: int, w: int) -> tuple[np.ndarray, str]:
+    """A picture as [h, w, 3] uint8 RGB, resized bilinearly (Pillow, from the bench extra)."""
     try:
         from PIL import Image
-
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR)), "PIL bilinear"
     except ImportError:
-        return resize_bilinear(read_bmp(path.read_bytes()), h, w), "numpy bilinear"
+        raise ExtraNotInstalledError(f"{path.name}: reading a picture needs Pillow; install the bench extra: "
+                                     "pip install 'edgekit[bench]'") from None
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR)), "Pillow bilinear"
 
 
 def load_audio(settings: Settings) -> tuple[np.ndarray, str, bool]:
@@ -319,17 +297,6 @@ def _cost(graph, path: Path) -> dict:
     return {"macs": None, "params": None, "macs_note": note}
 
 
-def _labels(graph, data: bytes, path: Path) -> tuple[str, ...] | None:
-    try:
-        names = embedded_labels(graph, data)
-        if names is None:
-            sidecar = find_sidecar_labels(path)
-            names = load_labels(sidecar) if sidecar else None
-        return names
-    except EdgekitError:
-        return None
-
-
 def empty_row(spec: str, device: str, xnnpack: bool | None) -> dict:
     """Every key a row can have, so a row that could not run still has the same schema."""
     return {
@@ -370,7 +337,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         t0 = time.perf_counter_ns()
         loaded = make_interpreter(data, dev, xnnpack=bool(xnnpack), source=str(path))
         row["init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 4)
-        labels = _labels(graph, data, path)
+        labels = report_labels(path, graph, data, settings.labels)[0]
         try:
             model = Model(path, graph, loaded, labels)
         except LabelsError:
@@ -412,7 +379,9 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
         }
     scores = model.run(inp.value)  # the same input once more, untimed, for a sanity check
     top = int(np.argmax(scores))
-    row["top1"] = {"index": top, "label": model.labels[top], "score": round(float(scores[top]), 4)}
+    # "score" only where the graph makes one (SOFTMAX/LOGISTIC): a logit printed as 0.29 reads as 29 %.
+    row["top1"] = {"index": top, "label": model.labels[top], "output": model_output_kind(graph, path),
+                   "score": round(float(scores[top]), 4)}
     if settings.pipeline and model.kind in (LOGMEL, WAVEFORM):
         pcm, name, synthetic = load_audio(settings)
         row["pipeline"] = bench_pipeline(model, pcm, name, synthetic, settings.pipeline_seconds)

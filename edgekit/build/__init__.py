@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from edgekit.errors import ConfigError, EdgekitError
 
 if TYPE_CHECKING:
-    from edgekit.build.architectures import Arch
+    from edgekit.models.architectures import Arch
 
 INSTALL_HINT = "install the build extra: pip install 'edgekit[build]'"
 QUANT_MODES = ("int8", "int8-float-io")
@@ -93,7 +93,7 @@ class BuildRequest:
 
 def check_request(req: BuildRequest) -> None:
     """Everything that can be checked without TensorFlow; each message says what to do."""
-    from edgekit.build.architectures import FAMILIES
+    from edgekit.models.architectures import FAMILIES
 
     if req.family not in FAMILIES:
         raise ConfigError(f"unknown architecture {req.family!r}; choose from {', '.join(FAMILIES)}")
@@ -124,7 +124,8 @@ def check_request(req: BuildRequest) -> None:
 
 def build(req: BuildRequest) -> tuple[bytes, Arch, tuple[str, ...] | None]:
     """(the .tflite bytes, the architecture, class labels when the weights bring them)."""
-    from edgekit.build.architectures import arch_for, keras_model
+    from edgekit.build.architectures import keras_model
+    from edgekit.models.architectures import arch_for
     from edgekit.build.quantize import convert
     from edgekit.build.representative import representative_for
 

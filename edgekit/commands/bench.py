@@ -2,16 +2,16 @@
 ``edgekit bench compare A.json B.json``: two recorded runs side by side.
 
 The measuring lives in :mod:`edgekit.bench.runner`, the machine description in
-:mod:`edgekit.bench.device_info`, the tables and plots in :mod:`edgekit.bench.report`.
+:mod:`edgekit.machine`, the tables and plots in :mod:`edgekit.bench.report`.
 """
 
 from __future__ import annotations
 
 import os
-
 import sys
 from pathlib import Path
 
+from edgekit.commands import add_labels_argument
 from edgekit.errors import ConfigError
 
 HELP = "measure latency, FPS, init time and memory of models on the CPU or an Edge TPU"
@@ -22,6 +22,7 @@ _XNNPACK = {"on": [True], "off": [False], "both": [True, False]}
 def add_arguments(p) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help=".tflite files or model names; or `compare A.json B.json` to compare two --json records")
+    add_labels_argument(p)
     p.add_argument("--device", default="cpu:1",
                    help="comma-separated devices: cpu, cpu:N (N threads), usb, usb:N, pci, pci:N "
                         "(default cpu:1: one thread, the most repeatable)")
@@ -44,7 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--input", type=Path, help="audio file for audio models, or a picture for image models "
                                               "(default: the shared speech.wav / grace_hopper.bmp)")
     p.add_argument("--data", type=Path, help="folder with audio/ and models/ test data "
-                                             "(default $EDGEKIT_TEST_DATA or ../shared/data)")
+                                             "(default $EDGEKIT_TEST_DATA; without it, synthetic inputs)")
     p.add_argument("--json", metavar="PATH|-", help="write the record as JSON ('-': stdout)")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown report")
     p.add_argument("--plot", metavar="PATH.png", help="write a PNG of the latency distributions")
@@ -102,7 +103,7 @@ def run(args) -> int:
     if args.models and args.models[0] == "compare" and not Path("compare").exists():
         return _compare(args)
     from edgekit.bench import report
-    from edgekit.bench.device_info import describe
+    from edgekit.machine import describe
     from edgekit.bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
     from edgekit.models.runtime import parse_device
 
@@ -114,7 +115,7 @@ def run(args) -> int:
         runs=args.runs if args.runs is not None else (None if args.seconds else 100),
         warmup=args.warmup, seconds=args.seconds, check_overhead=args.check_overhead,
         pipeline=args.pipeline, pipeline_seconds=args.pipeline_seconds, input=args.input,
-        data_dir=args.data or default_data_dir(),
+        data_dir=args.data or default_data_dir(), labels=args.labels,
     )
     machine = describe()
     factory, say = _progress(args.quiet)

@@ -20,7 +20,7 @@ HELP = "build a full-integer MobileNet v1/v2 or YAMNet .tflite (random, Keras, .
 
 def add_arguments(p) -> None:
     from edgekit.build import QUANT_MODES
-    from edgekit.build.architectures import ALPHAS, FAMILIES, RESOLUTIONS
+    from edgekit.models.architectures import ALPHAS, FAMILIES, RESOLUTIONS
 
     p.add_argument("arch", choices=sorted(FAMILIES), help="architecture")
     p.add_argument("--alpha", type=float, default=1.0, choices=ALPHAS,
@@ -71,7 +71,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
-    from edgekit.bench.macs import count_graph
+    from edgekit.models.macs import count_graph
     from edgekit.models.edgetpu_compat import check_graph
     from edgekit.models.tflite import read_graph
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 HELP = "check a daemon config file (edgekit config check PATH)"
 
@@ -11,8 +10,10 @@ HELP = "check a daemon config file (edgekit config check PATH)"
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="config_command", metavar="ACTION")
     check = sub.add_parser("check", help="validate a config: every problem, with its key and a fix",
-                           description="Validate a config file, including rule labels against the model's "
-                                       "labels when the model (or its class map) can be found.")
+                           description="Validate a config file as `edgekit run` does before it listens: "
+                                       "every value, then the model (it resolves, takes audio, suits the "
+                                       "front end and device) and rule labels against the model's labels. "
+                                       "Exits 1 with run's own message where run would refuse it.")
     check.add_argument("path", metavar="PATH", help="the TOML config, e.g. /etc/edgekit/edgekit.toml")
     p.set_defaults(_parser=p)
 
@@ -25,20 +26,18 @@ def run(args) -> int:
 
 
 def check(path: str) -> int:
-    from edgekit.daemon.config import model_labels, parse_config, read_toml
+    """The checks `edgekit run` makes before it listens, in its order and with its messages."""
+    from edgekit.daemon.config import load_config
+    from edgekit.daemon.preflight import preflight
     from edgekit.errors import ConfigError
 
     try:
-        data = read_toml(path)
-        base = Path(path).absolute().parent
-        labels, note = model_labels(data, base)
-        if labels is None:
-            print(f"{path}: note: {note}")
-        config = parse_config(data, labels, source=path, base_dir=base)
+        facts = preflight(path, load_config(path))
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(f"edgekit: error: {exc}", file=sys.stderr)
         return 1
-    names = ", ".join(r.name for r in config.rules)
-    count = len(config.rules)
-    print(f"{path}: ok ({count} rule{'s' if count != 1 else ''}: {names})")
+    rules = facts.config.rules
+    count = len(rules)
+    print(f"{path}: ok ({count} rule{'s' if count != 1 else ''}: {', '.join(r.name for r in rules)})")
+    print(f"  {facts.describe()}")
     return 0

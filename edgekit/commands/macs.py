@@ -1,6 +1,6 @@
 """``edgekit macs MODEL [--layers] [--json]``: MACs and parameters read from the .tflite graph.
 
-The counting rules live in :mod:`edgekit.bench.macs`; this module only formats. Tables fit a
+The counting rules live in :mod:`edgekit.models.macs`; this module only formats. Tables fit a
 100-column terminal and use ASCII ``x`` for ×, since a Pi's console may not be UTF-8.
 """
 
@@ -11,25 +11,42 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from edgekit.bench.macs import LayerCost, ModelCost, SeparablePair, Total, count_file
+from edgekit.commands import add_model_arguments
+from edgekit.models.macs import LayerCost, ModelCost, SeparablePair, Total, count_graph
 
 HELP = "count multiply-accumulates (MACs) and parameters in a .tflite model's graph"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="path to a .tflite file")
+    add_model_arguments(parser)
     parser.add_argument("--layers", action="store_true",
                         help="per-layer table (MobileNet paper style) and dw/pw pairs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args) -> int:
-    cost = count_file(args.model)
+    from edgekit.models.inspection import model_output_kind
+    from edgekit.models.labels import output_classes, report_labels
+    from edgekit.models.paths import resolve_model
+    from edgekit.models.tflite import read_graph_file
+
+    path = resolve_model(args.model)
+    graph, data = read_graph_file(path)
+    cost = count_graph(graph, str(path))
+    names, source = report_labels(path, graph, data, args.labels)
+    classes = {"count": output_classes(graph), "output_kind": model_output_kind(graph, path), "labels": source if names else None,
+               "first": list(names[:5]) if names else None}
     if args.json:
-        print(json.dumps(to_json(cost, layers=args.layers), indent=2))
+        print(json.dumps({**to_json(cost, layers=args.layers), "classes": classes}, indent=2))
     else:
-        print("\n".join(text_report(cost, layers=args.layers)))
+        print("\n".join(text_report(cost, layers=args.layers) + [_classes_line(classes)]))
     return 0
+
+
+def _classes_line(c: dict) -> str:
+    where = ("labels " + c["labels"] if c["labels"].startswith("embedded") else f"labels from {c['labels']}") \
+        if c["labels"] else "no labels found: pass --labels FILE"
+    return f"outputs: {c['count']:,} classes ({c['output_kind']}); {where}"
 
 
 def compiled_statement(cost: ModelCost) -> str | None:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from edgekit.models import zoo
-from edgekit.commands import build as build_cmd
+from edgekit.models.paths import resolve_model
+from edgekit.commands import add_model_arguments, build as build_cmd
 from edgekit.errors import EdgekitError, EdgeTPUCompilerError, ModelNotFoundError
 
 HELP = ("the model zoo: list, pull (download/import, checksum-checked), verify, path, inspect, compile, "
@@ -46,12 +47,12 @@ def add_arguments(parser) -> None:
     p.set_defaults(_models=_path)
 
     p = sub.add_parser("inspect", help="inputs/outputs, ops, MACs, labels, and Edge TPU mappability")
-    p.add_argument("model", help="a .tflite path or a cached zoo name")
+    add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(_models=_inspect)
 
     p = sub.add_parser("compile", help="compile a model for the Edge TPU with edgetpu_compiler")
-    p.add_argument("model", help="a .tflite path or a cached zoo name")
+    p.add_argument("model", help="a .tflite path or a model name (e.g. yamnet)")
     p.add_argument("-o", "--out-dir", help="output directory (default: beside the model)")
     p.set_defaults(_models=_compile)
 
@@ -182,28 +183,10 @@ def _path(args) -> int:
 # --- inspect / compile -----------------------------------------------------------------------
 
 
-def _resolve(spec: str) -> Path:
-    """A path, a cached zoo name (also a class-map or twin name), or what --model would find."""
-    from edgekit.models.paths import resolve_model
-
-    p = Path(spec).expanduser()
-    if p.exists():
-        return p
-    try:
-        entry = zoo.get(spec)
-    except EdgekitError:
-        entry = None
-    if entry is not None:
-        found = zoo.cached_path(entry)
-        if found is not None:
-            return found
-    return resolve_model(spec)
-
-
 def _inspect(args) -> int:
     from edgekit.models.inspection import inspect_file, text_report
 
-    report = inspect_file(_resolve(args.model))
+    report = inspect_file(resolve_model(args.model), args.labels)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -215,7 +198,7 @@ def _compile(args) -> int:
     from edgekit.models.edgetpu_compiler import run_compiler
     from edgekit.models.tflite import read_graph_file
 
-    model = _resolve(args.model)
+    model = resolve_model(args.model)
     graph, _ = read_graph_file(model)  # a bad file fails here with the usual one-line error
     if graph.is_edgetpu:
         raise EdgeTPUCompilerError(f"{model} is already compiled for the Edge TPU; compile the CPU model")

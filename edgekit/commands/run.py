@@ -5,7 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 
+from edgekit.errors import (ConfigError, EventLogError, LabelsError, ModelFileError, ModelNotFoundError, MqttError,
+                            UnsupportedModelError)
+
 EX_CONFIG = 78
+# Failures that restarting cannot fix, because what the config names is wrong (the preflight turns
+# most of them into ConfigError first; these catch what slips past it). Not here: a missing Edge
+# TPU or microphone, a busy pin, a broker that is down: those may come right by themselves.
+CONFIG_CAUSED = (ConfigError, ModelNotFoundError, ModelFileError, UnsupportedModelError, LabelsError, MqttError,
+                 EventLogError)
 
 HELP = "listen and act: microphone (or a replayed file) → model → detector → GPIO/MQTT/log"
 
@@ -17,7 +25,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgekit.errors import ConfigError
     from edgekit.daemon.service import Service
 
     # The daemon's log is its journal: INFO and up, without timestamps (journald adds them).
@@ -29,7 +36,7 @@ def run(args) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     try:
         return Service(args.config, source=args.source, speed=args.speed).run()
-    except ConfigError as exc:
+    except CONFIG_CAUSED as exc:
         # EX_CONFIG: the unit's RestartPreventExitStatus=78 stops systemd retrying a bad config.
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return EX_CONFIG

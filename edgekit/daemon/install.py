@@ -26,7 +26,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import ConfigError, EdgekitError
+from edgekit.daemon.exec_checks import config_secret_warning, exec_problems, hidden_paths  # noqa: F401 (API)
 
 UNIT_NAME = "edgekit.service"
 RULES_NAME = "60-edgetpu.rules"
@@ -37,9 +38,6 @@ RULES_DIR = Path("etc/udev/rules.d")
 CONFIG_DIR = Path("etc/edgekit")
 CONFIG_PATH = Path("/") / CONFIG_DIR / CONFIG_NAME
 
-# ProtectHome=yes makes these inaccessible to the service: an executable (or its interpreter) there
-# fails at start with status 203/EXEC.
-HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
 
 
 class ServiceInstallError(EdgekitError):
@@ -64,6 +62,7 @@ class InstallPlan:
     commands: list[list[str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # any of these: refuse, write nothing
 
     @property
     def live(self) -> bool:
@@ -89,7 +88,7 @@ def find_source_dir(explicit: str | os.PathLike | None = None) -> Path:
     if explicit is not None:
         d = Path(explicit)
         if not (d / UNIT_NAME).is_file():
-            raise ServiceInstallError(f"{d}: has no {UNIT_NAME}")
+            raise ConfigError(f"--source {d}: has no {UNIT_NAME}")
         return d
     searched = candidate_dirs()
     for d in searched:
@@ -111,7 +110,7 @@ def find_exec_command(explicit: str | None = None) -> list[str]:
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_absolute():
-            raise ServiceInstallError(f"--exec {explicit}: give an absolute path (systemd needs one)")
+            raise ConfigError(f"--exec {explicit}: give an absolute path (systemd needs one)")
         return [str(p)]
     candidates = []
     if sys.argv and sys.argv[0]:
@@ -125,38 +124,6 @@ def find_exec_command(explicit: str | None = None) -> list[str]:
             return [str(c)]
     # Run as `python -m edgekit` with no script anywhere: use this interpreter.
     return [sys.executable, "-m", "edgekit"]
-
-
-def _interpreter(path: Path) -> Path | None:
-    """The #! interpreter of a script, or None."""
-    try:
-        with open(path, "rb") as f:
-            first = f.readline(512)
-    except OSError:
-        return None
-    if not first.startswith(b"#!"):
-        return None
-    words = first[2:].decode(errors="replace").split()
-    if not words:
-        return None
-    if Path(words[0]).name == "env" and len(words) > 1:  # #!/usr/bin/env python3
-        found = shutil.which(words[1])
-        return Path(found) if found else None
-    return Path(words[0])
-
-
-def hidden_paths(argv0: str) -> list[Path]:
-    """Paths ExecStart= depends on that ProtectHome=yes hides from the service."""
-    p = Path(argv0)
-    chain = [p, Path(os.path.realpath(p))]
-    interp = _interpreter(p)
-    if interp is not None:
-        chain += [interp, Path(os.path.realpath(interp))]
-    bad = []
-    for q in chain:
-        if any(q == h or h in q.parents for h in HIDDEN_BY_PROTECT_HOME) and q not in bad:
-            bad.append(q)
-    return bad
 
 
 # -- the unit text -----------------------------------------------------------------------------------
@@ -235,16 +202,9 @@ def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
     unit_text = rewrite_exec_start((src / UNIT_NAME).read_text(), argv)
     plan = InstallPlan(prefix=prefix, exec_start=exec_start_line(unit_text))
 
-    bad = hidden_paths(argv[0])
-    if bad:
-        msg = (f"the service could not run {argv[0]}: ProtectHome=yes hides "
-               + ", ".join(map(str, bad))
-               + ". Install edgekit outside home directories (a venv in /opt/edgekit, or "
-               "`sudo PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin pipx install edgekit`) and pass "
-               "--exec with its path")
-        if plan.live:
-            raise ServiceInstallError(msg)
-        plan.warnings.append(msg)
+    # Run as this edgekit: its code is on the line too (an editable install under /home fails at import).
+    extra = () if exec_path else (Path(__file__).resolve().parents[1],)
+    plan.problems += exec_problems(argv, unit_text, plan.live, extra)
     if exec_path and not Path(exec_path).exists() and not (prefix / Path(exec_path).relative_to("/")).exists():
         plan.warnings.append(f"{exec_path} does not exist (yet); the service will not start without it")
 
@@ -259,10 +219,16 @@ def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
     if config_dest.exists():
         plan.files.append(FileAction("config", example, config_dest, "keep",
                                      "it exists; a config is never overwritten"))
+        secret = config_secret_warning(config_dest, target=CONFIG_PATH)
+        if secret:
+            plan.warnings.append(secret)
     elif example.is_file():
         plan.files.append(FileAction("config", example, config_dest, "create",
                                      "the example: edit it before starting the service",
                                      content=example.read_bytes()))
+        secret = config_secret_warning(config_dest, plan.files[-1].content, CONFIG_PATH)
+        if secret:
+            plan.warnings.append(secret)
     else:
         plan.files.append(FileAction("config", None, config_dest, "missing",
                                      f"no example {CONFIG_NAME} was found in {src}: write one yourself"))
@@ -329,26 +295,32 @@ def can_run_commands(plan: InstallPlan) -> bool:
 
 
 def install(prefix: str | os.PathLike = "/", exec_path: str | None = None, dry_run: bool = False,
-            source: str | os.PathLike | None = None, out=print) -> int:
+            source: str | os.PathLike | None = None, out=print, err=None) -> int:
+    """Print the whole plan; then write and run it, or (dry run, or problems) print the problems and
+    write nothing. Returns 1 when there were problems or a command failed."""
+    err = err or (lambda line: print(line, file=sys.stderr))
     plan = plan_install(prefix, exec_path, source)
-    out(f"edgekit service install{' (dry run: nothing is written)' if dry_run else ''}")
+    refused = bool(plan.problems)
+    acting = not dry_run and not refused
+    mode = "" if acting else (" (dry run: nothing is written)" if dry_run else " (refused: nothing was written)")
+    out(f"edgekit service install{mode}")
     out(f"  ExecStart={plan.exec_start}")
     for f in plan.files:
-        verb = {"create": "would write" if dry_run else "wrote",
-                "replace": "would replace" if dry_run else "replaced",
+        verb = {"create": "wrote" if acting else "would write",
+                "replace": "replaced" if acting else "would replace",
                 "unchanged": "unchanged", "keep": "kept", "missing": "skipped"}[f.action]
         out(f"  {f.kind:<10} {verb:<13} {f.dest}" + (f"  ({f.note})" if f.note else ""))
     for w in plan.warnings:
         out(f"  warning: {w}")
-    if not dry_run:
+    if acting:
         write_files(plan)
 
     failed = 0
-    if not dry_run and can_run_commands(plan):
+    if acting and can_run_commands(plan):
         out("running:")
         failed = run_commands(plan, out)
     else:
-        why = ("dry run" if dry_run else
+        why = ("dry run" if dry_run else "refused" if refused else
                f"installed under {plan.prefix}, not /" if not plan.live else
                "not root" if os.geteuid() != 0 else "systemd is not running (not PID 1)")
         out(f"then, as root ({why}, so they were not run):")
@@ -357,4 +329,10 @@ def install(prefix: str | os.PathLike = "/", exec_path: str | None = None, dry_r
     out("next:")
     for step in plan.next_steps:
         out(f"  {step}")
+    if refused:
+        err(f"edgekit: error: {len(plan.problems)} problem{'s' if len(plan.problems) > 1 else ''} with ExecStart="
+            f"{plan.exec_start.split()[0]}; nothing {'would be' if dry_run else 'was'} installed:")
+        for p in plan.problems:
+            err(f"  {p}")
+        return 1
     return 1 if failed else 0

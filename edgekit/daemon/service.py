@@ -2,8 +2,17 @@
 
 SIGTERM/SIGINT stop cleanly (open events are ended, pins go to their safe state, logs are
 flushed); SIGHUP reloads the config, and a bad new config is rejected with the old one kept.
+Signals are honoured from the first instant: ``edgekit run`` holds them from its first line
+(:mod:`edgekit.daemon.signals`), so a SIGHUP before READY reloads once the loop runs and a
+SIGTERM during start-up stops cleanly with status 0.
 READY=1 is sent once the model is loaded and audio flows; WATCHDOG=1 comes from the processing
 loop itself, so a stalled loop gets killed and restarted by systemd.
+
+A reload keeps what did not change: rules that are equal keep their detector state (a sounding
+alarm stays one event), the audio stream keeps going when the model and front end are the
+same (else the new detector's ``stream_offset`` carries the clock on), and unchanged actions
+are reused (:func:`edgekit.actions.build_actions` with ``previous``). Changed or removed rules
+end their open events through the running actions before the new ones take over.
 """
 
 from __future__ import annotations
@@ -15,9 +24,13 @@ import threading
 import time
 from dataclasses import replace
 
-from edgekit.errors import AudioError, EdgekitError
+import numpy as np
+
+from edgekit.errors import EdgekitError
 from edgekit.detect.events import Event
+from edgekit.daemon import signals
 from edgekit.daemon.notify import Notifier
+from edgekit.daemon.preflight import preflight
 from edgekit.params import FeatureParams
 from edgekit.daemon.settings import Config
 
@@ -44,9 +57,15 @@ class Service:
         self.events: list[Event] = []  # everything emitted this run (bounded below)
         self._silent_since: float | None = None
         self._silence_warned = False
+        self._stop_reason: str | None = None
+        self._ready = False
+        self._event_count = self._start_count = 0
+        self._earlier_windows = self._earlier_gated = 0  # counts of pipelines a reload replaced
 
     # -- control, callable from signal handlers and other threads ------------------------------
-    def request_stop(self, *_args) -> None:
+    def request_stop(self, signum=None, _frame=None) -> None:
+        if signum is not None and self._stop_reason is None:
+            self._stop_reason = signal.Signals(signum).name
         self._stop.set()
 
     def request_reload(self, *_args) -> None:
@@ -58,6 +77,17 @@ class Service:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
+        for signum in signals.take():  # held since the process started (`edgekit run`)
+            if signum == signal.SIGHUP:
+                self.request_reload()
+            else:
+                self.request_stop(signum)
+
+    def _stopping(self) -> bool:
+        if self._stop.is_set():
+            log.info("%s: stopping", f"{self._stop_reason} received" if self._stop_reason else "stop requested")
+            return True
+        return False
 
     # -- building the parts --------------------------------------------------------------------
     def _load_config(self, labels=None) -> Config:
@@ -78,18 +108,38 @@ class Service:
         m = cfg.model
         return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
 
-    def _pipeline(self, cfg: Config, model):
+    @staticmethod
+    def _detector(cfg: Config, model):
         from edgekit.detect.detector import Detector
+
+        return Detector([r.detection for r in cfg.rules], model.labels, cfg.audio.hop_seconds)
+
+    def _pipeline(self, cfg: Config, model, detector):
         from edgekit.detect.pipeline import Pipeline
 
-        detector = Detector(cfg.rules, model.labels, cfg.audio.hop_seconds)
-        return Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
+            pipeline.on_window = self._log_window
+        return pipeline
+
+    def _log_window(self, r) -> None:
+        """One line per window: its top scores, to tune a rule's enter/release by."""
+        t = r.end + self.pipeline.detector.stream_offset
+        level = f"{r.dbfs:.0f} dBFS" if math.isfinite(r.dbfs) else "silence"
+        if r.scores is None:
+            log.debug("t=%.2f s %s: gated (below min_dbfs)", t, level)
+            return
+        flat = r.scores.reshape(-1)
+        labels = self.pipeline.model.labels
+        top = np.argsort(flat)[::-1][:3]
+        log.debug("t=%.2f s %s: %s", t, level, ", ".join(f"{labels[i]} {flat[i]:.2f}" for i in top))
 
     @staticmethod
-    def _actions(cfg: Config):
+    def _actions(cfg: Config, previous=None):
         from edgekit.actions import build_actions
+        from edgekit.actions.eventlog import interactive_fallback
 
-        return build_actions(cfg)
+        return build_actions(cfg, previous, log_fallback=interactive_fallback())
 
     def _open_source(self, cfg: Config):
         from edgekit.audio.sources import FileSource, MicSource
@@ -105,23 +155,31 @@ class Service:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
         self._install_signals()
-        cfg = self._load_config()  # syntax and values first, before the slow model load
-        self.model = self._load_model(cfg)
-        self.config = cfg = self._load_config(labels=self.model.labels)
-        self.pipeline = self._pipeline(cfg, self.model)
-        self.actions = self._actions(cfg)
         try:
+            # A stop during start-up (the model load takes seconds on a Pi) is honoured between steps.
+            if self._stopping():
+                return 0
+            cfg = self._load_config()  # syntax and values first, before the slow model load
+            preflight(self.config_path, cfg)  # what config check checks about the model: same refusals
+            if self._stopping():
+                return 0
+            self.model = self._load_model(cfg)
+            self.config = cfg = self._load_config(labels=self.model.labels)
+            self.pipeline = self._pipeline(cfg, self.model, self._detector(cfg, self.model))
+            if self._stopping():
+                return 0
+            self.actions = self._actions(cfg)
             self.source = self._open_source(cfg)
             log.info("listening: %s; model %s on %s (%s)", self.source.describe(), self.model.path.name,
                      self.model.device, self.model.loaded.runtime)
+            log.info("events go to: %s", self.actions.describe())
             return self._loop()
         finally:
             self._shutdown()
 
     def _loop(self) -> int:
-        ready = False
         last_status = 0.0
-        while not self._stop.is_set():
+        while not self._stopping():
             self.notifier.watchdog()
             if self._reload.is_set():
                 self._reload.clear()
@@ -129,11 +187,13 @@ class Service:
             block = self.source.read(timeout=0.25)
             if block is None:  # a file source ran out: finish its tail like a whole clip
                 self._dispatch(self.pipeline.flush())
+                self._dispatch(self.pipeline.close())
+                self._summary()
                 break
             if len(block):
-                if not ready:
+                if not self._ready:
                     self.notifier.ready(self.status_line())
-                    ready = True
+                    self._ready = True
                 self._watch_silence(block)
                 self._dispatch(self.pipeline.push(block))
             now = time.monotonic()
@@ -142,8 +202,25 @@ class Service:
                 last_status = now
         return 0
 
+    def _summary(self) -> None:
+        """One line at the end of a replayed file: what it amounted to, and where it went."""
+        s = self.pipeline.stats
+        n, starts = self._event_count, self._start_count
+        log.info("replay finished: %s, %.1f s of audio, %d windows (%d gated), %d event%s (%d start, %d end); "
+                 "written to: %s", self.source.describe(), self.stream_time, self._earlier_windows + s.windows,
+                 self._earlier_gated + s.gated, n, "" if n == 1 else "s", starts, n - starts, self.actions.describe())
+
+    @property
+    def stream_time(self) -> float:
+        """Seconds of audio since the daemon started, across reloads."""
+        if self.pipeline is None:
+            return 0.0
+        return self.pipeline.detector.stream_offset + self.pipeline.stream_seconds
+
     def _dispatch(self, events) -> None:
         for ev in events:
+            self._event_count += 1
+            self._start_count += ev.kind == "start"
             self.last_event = ev
             self.events.append(ev)
             del self.events[:-1000]
@@ -167,40 +244,59 @@ class Service:
             self._silence_warned = True
 
     def _do_reload(self) -> None:
-        self.notifier.reloading()
+        if self._ready:  # before READY systemd is not waiting for a reload to finish
+            self.notifier.reloading()
+        old = self.config
         try:
             new = self._load_config(labels=self.model.labels)
             model = self.model
-            if new.model != self.config.model or new.audio.hop_seconds != self.config.audio.hop_seconds:
+            if new.model != old.model or new.audio.hop_seconds != old.audio.hop_seconds:
                 model = self._load_model(new)
                 new = self._load_config(labels=model.labels)
-            pipeline = self._pipeline(new, model)
+            detector = self._detector(new, model)
+            # The same model, front end and gate: keep the stream (and its half-filled window).
+            keep_stream = model is self.model and (new.model.frontend, new.audio.min_dbfs) == (
+                old.model.frontend, old.audio.min_dbfs)
+            pipeline = self.pipeline if keep_stream else self._pipeline(new, model, detector)
             source = self.source
-            if new.audio.source != self.config.audio.source or new.audio.device != self.config.audio.device:
+            if new.audio.source != old.audio.source or new.audio.device != old.audio.device:
                 source = self._open_source(new)
         except EdgekitError as exc:
-            log.error("reload rejected, keeping the running config: %s", exc)
-            self.notifier.ready(self.status_line())
+            self._reject(exc)
             return
-        # Hardware last: the old actions release their pins before the new ones claim them (a
-        # real GPIO chip refuses a line that is still held), and if the new ones cannot start,
-        # the running config's actions come back.
-        self._dispatch(self.pipeline.close())
-        self.actions.close()
+        before = self.pipeline.detector
+        # Carried: rules equal in detection and in their actions (a rule whose pin moved ends
+        # on the old pin and starts afresh on the new one).
+        same = {r.name for r in new.rules if r in set(old.rules)}
+        carried = detector.carry_over(before, names=same)
+        detector.stream_offset = self.stream_time if not keep_stream else before.stream_offset
+        # Rules that changed or went away end their open events through the running actions
+        # (their level output drops, their MQTT state goes OFF); carried ones go on untouched.
+        self._dispatch(before.close(time.monotonic(), time.time(), self.pipeline.stream_seconds, keep=carried))
         try:
-            actions = self._actions(new)
-        except EdgekitError as exc:
-            log.error("reload rejected, keeping the running config: %s", exc)
-            self.actions = self._actions(self.config)
+            actions = self._actions(new, previous=self.actions)
+        except EdgekitError as exc:  # the running actions are left as they were
             if source is not self.source:
                 source.stop()
-            self.notifier.ready(self.status_line())
+            self._reject(exc)
             return
         if source is not self.source:
             self.source.stop()
+        if keep_stream:
+            pipeline.detector = detector
+        else:
+            self._earlier_windows += self.pipeline.stats.windows
+            self._earlier_gated += self.pipeline.stats.gated
         self.config, self.model, self.pipeline, self.actions, self.source = new, model, pipeline, actions, source
-        log.warning("config reloaded from %s: %d rule(s)", self.config_path, len(new.rules))
-        self.notifier.ready(self.status_line())
+        kept = f"; {len(carried)} unchanged rule(s) carried over" if carried else ""
+        log.warning("config reloaded from %s: %d rule(s)%s", self.config_path, len(new.rules), kept)
+        if self._ready:
+            self.notifier.ready(self.status_line())
+
+    def _reject(self, exc: Exception) -> None:
+        log.error("reload rejected, keeping the running config: %s", exc)
+        if self._ready:
+            self.notifier.ready(self.status_line())
 
     def _shutdown(self) -> None:
         self.notifier.stopping()

@@ -1,90 +1,56 @@
 """The daemon's configuration as frozen objects: the contract between config parsing and the parts.
 
-:mod:`edgekit.daemon.config` fills these from TOML and validates every value; the detector, the
-capture loop and the actions only ever see these objects.
+:mod:`edgekit.daemon.config` fills these from TOML and validates every value against the
+declaration of its field (:func:`edgekit.schema.setting`: type, default, range and hint, once).
+The model and audio settings are the daemon's own; the rules and the actions' settings belong
+to the layers that consume them and are re-exported here, so the whole config is one import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgekit.actions.settings import EventLogSettings, GpioAction, GpioSettings, MqttSettings, Rule
+from edgekit.schema import setting
+
+__all__ = ["AudioSettings", "Config", "EventLogSettings", "GpioAction", "GpioSettings", "ModelSettings",
+           "MqttSettings", "Rule"]
+_SOURCE = '"mic", or the path of an audio file to replay'
+
 
 @dataclass(frozen=True)
 class ModelSettings:
-    model: str = "yamnet"  # zoo name or .tflite path
-    device: str = "cpu"  # cpu, cpu:N, usb, usb:N, pci, pci:N
-    fallback: str | None = None  # "cpu": use the CPU when the Edge TPU is unusable
-    frontend: str = "fixed"  # log-mel models: "fixed" (integer path) or "float"
-    labels: str | None = None  # class map / labels file; default: the model's own
+    # A zoo name or the path of a .tflite file (relative to the config file).
+    model: str = setting("yamnet", hint='a model name such as "yamnet" or the path of a .tflite file')
+    device: str = setting("cpu", hint='a device such as "cpu", "cpu:4", "usb" or "pci"')  # cpu, cpu:N, usb[:N], pci[:N]
+    # "cpu": run on the CPU when the Edge TPU is unusable.
+    fallback: str | None = setting(None, hint="", kind="choice", choices=("cpu",),
+                                   extra='leave it out, or "cpu" to run on the CPU when the Edge TPU fails')
+    # Log-mel models: "fixed" (the integer path) or "float".
+    frontend: str = setting("fixed", hint="", kind="choice", choices=("fixed", "float"))
+    # A class map CSV or labels .txt; default: the model's own.
+    labels: str | None = setting(None, hint="the path of a class map CSV or labels .txt", kind="file")
 
 
 @dataclass(frozen=True)
 class AudioSettings:
-    source: str = "mic"  # "mic", or an audio file replayed through the same path
-    device: str | int | None = None  # input device: name substring or index; None = default
-    rate: int | None = None  # capture rate; None = the device's default rate
-    block_seconds: float = 0.05  # PortAudio block size
-    hop_seconds: float = 0.48  # a patch every hop (multiple of 0.01)
-    speed: str = "realtime"  # file sources: "realtime" or "max"
-    min_dbfs: float | None = -70.0  # volume gate: skip inference below this level; None = off
-    silence_warning_seconds: float = 10.0  # all-zero input this long gets a warning
-
-
-@dataclass(frozen=True)
-class GpioAction:
-    pin: int | str  # BCM number or gpiozero pin name ("GPIO17", "BOARD11")
-    active_high: bool = True
-    mode: str = "level"  # "level": active from start to end; "pulse": active for pulse_seconds
-    pulse_seconds: float = 1.0
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    labels: tuple[str, ...]  # resolved AudioSet display names (groups expanded)
-    enter: float = 0.5  # smoothed score that starts an event
-    release: float = 0.3  # smoothed score below which it ends (hysteresis: release <= enter)
-    smoothing: str = "k_of_n"  # "k_of_n" or "mean" (moving average over n windows) or "none"
-    k: int = 1
-    n: int = 1
-    min_duration: float = 0.0  # seconds above enter before a start is emitted
-    # Seconds the score must stay below release before the event ends: a beeping alarm's gaps
-    # do not split it, so one alarm is one event (and no new start follows within hold).
-    hold: float = 0.0
-    gpio: GpioAction | None = None
-    mqtt: bool = True  # publish this rule's events when [mqtt] is configured
-
-
-@dataclass(frozen=True)
-class GpioSettings:
-    pin_factory: str | None = None  # gpiozero factory name: "lgpio", "rpigpio", "mock"...; None = env/auto
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    host: str
-    port: int = 1883
-    client_id: str | None = None
-    device_id: str = "edgekit"  # used in topics: <topic_prefix>/<device_id>/...
-    topic_prefix: str = "edgekit"
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_certs: str | None = None
-    certfile: str | None = None
-    keyfile: str | None = None
-    qos: int = 1
-    keepalive: int = 30
-    queue_size: int = 1000  # events kept while the broker is away
-    homeassistant_discovery: bool = False
-    discovery_prefix: str = "homeassistant"
-
-
-@dataclass(frozen=True)
-class EventLogSettings:
-    path: str  # JSON lines, one per event
-    max_bytes: int = 10_000_000  # rotate beyond this size
-    backups: int = 3  # rotated files kept
+    source: str = setting("mic", hint=_SOURCE)  # "mic", or an audio file replayed through the same path
+    # Input device: part of its name or its index; None: the default device.
+    device: str | int | None = setting(None, hint='an input device index such as 2, or part of its name such as '
+                                                  '"USB" (see `python -m sounddevice`)', kind="custom")
+    rate: int | None = setting(None, hint="a sample rate in Hz between 8000 and 192000, e.g. 48000", kind="int",
+                               lo=8000, hi=192000)  # None: the device's default rate
+    block_seconds: float = setting(0.05, hint="a number of seconds above 0 and at most 1, e.g. 0.05",
+                                   lo=0, hi=1, open_lo=True)  # PortAudio block size
+    # A window every hop; a multiple of 0.01 (the front end's frame hop).
+    hop_seconds: float = setting(0.48, hint="a number of seconds between 0.01 and 0.96 in steps of 0.01, "
+                                            "e.g. 0.48 or 0.1", lo=0, hi=0.96, open_lo=True)
+    speed: str = setting("realtime", hint="", kind="choice", choices=("realtime", "max"))  # file sources
+    # Volume gate: windows below this level skip inference; None (false in TOML): off.
+    min_dbfs: float | None = setting(-70.0, hint="a level in dBFS between -120 and 0, e.g. -70, or false to turn "
+                                                 "the gate off", lo=-120, hi=0, false_is_none=True)
+    # All-zero input this long gets a warning.
+    silence_warning_seconds: float = setting(10.0, hint="a number of seconds, 0 or more, e.g. 10", lo=0)
 
 
 @dataclass(frozen=True)

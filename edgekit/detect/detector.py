@@ -10,17 +10,22 @@ longer than the hop act at once.
 stayed below ``release`` for ``hold`` seconds, and a return within that time continues the same
 event. A beeping smoke alarm is therefore one event, and no new start can follow within
 ``hold`` seconds of the sound stopping.
+
+A config reload builds a new detector; :meth:`Detector.carry_over` hands it the state of every
+rule that did not change, so a sounding alarm stays one event across the reload, and
+``stream_offset`` keeps the clock counting when the audio stream itself had to be rebuilt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Sequence
 
 import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 
 _EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
 
@@ -36,6 +41,11 @@ class _Track:
         self.index = index
         self.buf = [0.0] * (rule.n if rule.smoothing != "none" else 1)
         self.reset()
+
+    def take_state(self, other: _Track) -> None:
+        self.buf[:] = other.buf
+        self.pos, self.active, self.since, self.below_since = other.pos, other.active, other.since, other.below_since
+        self.start_time, self.label, self.best, self.peak = other.start_time, other.label, other.best, other.peak
 
     def reset(self) -> None:
         # A fresh track assumes silence before it: a moving average starts from zeros.
@@ -80,10 +90,14 @@ class _Track:
 class Detector:
     """Feed it one window of scores per hop; it returns the events that window caused."""
 
-    def __init__(self, rules: Sequence[Rule], labels: Sequence[str], hop_seconds: float):
+    def __init__(self, rules: Sequence[Rule], labels: Sequence[str], hop_seconds: float,
+                 stream_offset: float = 0.0):
         if not hop_seconds > 0:
             raise ConfigError(f"hop_seconds must be positive, got {hop_seconds}")
         self.hop = float(hop_seconds)
+        # Added to every stream_time passed in: a reload that had to start a new audio stream
+        # (at 0 s) sets it to where the old one had got to, so event times never go backwards.
+        self.stream_offset = float(stream_offset)
         self.labels = tuple(labels)
         exact = {name: i for i, name in enumerate(self.labels)}
         folded: dict[str, int] = {}
@@ -118,12 +132,33 @@ class Detector:
         """Names of the rules with an open event."""
         return [t.rule.name for t in self._tracks if t.active]
 
+    def carry_over(self, old: Detector, names: Collection[str] | None = None) -> tuple[str, ...]:
+        """Take over ``old``'s state for every rule that is unchanged; returns their names.
+
+        Unchanged means an equal :class:`Rule` watching the same label names at the same hop:
+        its open event simply continues here. ``names`` narrows it further (the daemon passes
+        the rules whose actions did not change either). ``old`` is not modified; end what was
+        not carried with ``old.close(..., keep=carried)``.
+        """
+        if old.hop != self.hop:
+            return ()
+        previous = {t.rule: t for t in old._tracks}
+        carried = []
+        for t in self._tracks:
+            o = previous.get(t.rule) if names is None or t.rule.name in names else None
+            if o is None or [old.labels[i] for i in o.index] != [self.labels[i] for i in t.index]:
+                continue
+            t.take_state(o)
+            carried.append(t.rule.name)
+        return tuple(carried)
+
     def update(self, scores: np.ndarray | None, t_mono: float, t_wall: float, stream_time: float,
                dbfs: float | None = None) -> list[Event]:
         """One window. ``scores=None``: the volume gate skipped it, which counts as silence.
 
         ``dbfs`` is accepted so callers can pass what they have; the rules do not use it.
         """
+        stream_time += self.stream_offset
         if not self._tracks:
             return []
         if scores is None:
@@ -140,10 +175,19 @@ class Detector:
                 events.append(event)
         return events
 
-    def close(self, t_mono: float, t_wall: float, stream_time: float) -> list[Event]:
-        """End every open event (shutdown, end of a file) and forget all state."""
-        events = [self._end(t, t_mono, t_wall, stream_time) for t in self._tracks if t.active]
+    def close(self, t_mono: float, t_wall: float, stream_time: float, keep: Sequence[str] = ()) -> list[Event]:
+        """End every open event (shutdown, end of a file) and forget all state.
+
+        Rules named in ``keep`` are left as they are (a reload carried them over).
+        """
+        stream_time += self.stream_offset
+        keep = set(keep)
+        events = []
         for t in self._tracks:
+            if t.rule.name in keep:
+                continue
+            if t.active:
+                events.append(self._end(t, t_mono, t_wall, stream_time))
             t.reset()
         return events
 

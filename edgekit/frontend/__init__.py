@@ -1,1 +1,2 @@
-"""Waveform -> log-mel patches: float reference, fixed-point path, streaming state."""
+"""Waveform -> log-mel patches: the float path (reference), the fixed-point path (fixed), the exact
+integer spectrum they rest on (spectrum, tables) and streaming state (stream)."""

@@ -1,16 +1,22 @@
-"""Float reference of YAMNet's log-mel features, in numpy.
+"""YAMNet's log-mel features in numpy: the float front end.
 
-Mirrors ``research/audioset/yamnet/features.py`` step by step; every function takes
-``(data, params)``. Computed in float64 and returned as float32, so it is a reference for the
-fixed-point path rather than a copy of the official float32 graph's rounding.
+Follows ``research/audioset/yamnet/features.py`` (padding, framing, periodic Hann window, STFT
+magnitude, HTK mel matrix, log(mel + 0.001), patches); every function takes ``(data, params)``.
+float64 throughout, returned as float32; the FFT is numpy's. The mel sums are the exact integer
+ones of :class:`.spectrum.MelSums` (Q20 weights) on magnitudes rounded to 29 bits, so that a
+frame's features do not depend on the batch it is computed in (streaming equals batch). The
+fixed-point path computes its own spectrum exactly (no float FFT), so the two are independent
+up to the mel weights. ``mel_matrix`` is the float64 weight matrix (as tf's), for reference.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
 
+from edgekit.frontend.spectrum import PCM_BITS, WEIGHT_BITS, MelSums
 from edgekit.params import FeatureParams
 
 
@@ -86,14 +92,56 @@ def frame(signal: np.ndarray, length: int, hop: int) -> np.ndarray:
     )
 
 
+@lru_cache(maxsize=8)
+def _mel_sums(params: FeatureParams) -> MelSums:
+    return MelSums(params)
+
+
+_MAG_BITS = 29  # magnitudes are rounded to integers below 2**29.5 for the exact mel sums
+_BLOCK = 128  # frames per FFT call
+_RFFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+_scratch = threading.local()
+
+
+def _buffers(frames: int, params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Zero-padded frame and spectrum arrays reused across calls (per thread): fresh large
+    arrays cost a page fault per 4 KiB on every call, as much as the FFT itself."""
+    cache = _scratch.__dict__.setdefault("buffers", {})
+    key = (frames, params)
+    if key not in cache:
+        if len(cache) >= 4:  # a few batch sizes in turn (a stream's hop, whole patches)
+            cache.pop(next(iter(cache)))
+        cache[key] = (np.zeros((frames, params.fft_length)), np.empty((frames, params.spectrum_bins), np.complex128),
+                      periodic_hann(params.window_samples), params.window_samples)
+    return cache[key]
+
+
 def log_mel_frames(frames, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """[frames, window] samples (int16 or float) -> [frames, mel_bands] float32 log-mel."""
-    x = to_float(frames) * periodic_hann(params.window_samples)  # [F, 400]
-    magnitude = np.abs(np.fft.rfft(x, n=params.fft_length, axis=-1))  # [F, 257]
-    # einsum, not matmul: BLAS picks kernels by matrix size, so a frame computed alone could
-    # differ in the last bit from the same frame in a batch; streaming must equal batch exactly.
-    mel = np.einsum("fk,kj->fj", magnitude, mel_matrix(params))  # [F, 64]
-    return np.log(mel + params.log_offset).astype(np.float32)
+    x = np.asarray(frames)
+    if len(x) > _BLOCK:  # frames are independent: blocks bound the scratch memory of long clips
+        return np.concatenate([log_mel_frames(x[i : i + _BLOCK], params) for i in range(0, len(x), _BLOCK)])
+    sums = _mel_sums(params)
+    padded, fft, window, n = _buffers(len(x), params)
+    # On the int16 scale (x * 2**-15 is the sample), exactly for samples that came from int16.
+    np.multiply(x if x.dtype == np.int16 else to_float(x) * 32768.0, window, out=padded[:, :n])
+    if _RFFT_OUT:
+        np.fft.rfft(padded, axis=-1, out=fft)
+    else:  # numpy < 2 (armv7l's tflite-runtime pins it) has no out=
+        fft = np.fft.rfft(padded, axis=-1)
+    magnitude = np.abs(fft[:, sums.bin_range])  # [F, B], ascending bins
+    # The mel sums must not depend on the batch, and a BLAS product of floats may (its kernel
+    # and summation order change with the number of rows). So the magnitudes are rounded to
+    # integers, a power-of-two scale per frame putting the frame's largest at 2**28..2**29, and
+    # the exact integer mel sums of MelSums are used (relative error < 2**-28 + 1.3e-4).
+    peak = magnitude.max(axis=1, initial=0.0)
+    shift = (_MAG_BITS - np.frexp(peak)[1]).astype(np.float64)  # frexp: peak < 2**exponent
+    magnitude *= np.exp2(shift)[:, None]
+    np.rint(magnitude, out=magnitude)
+    mel = sums(magnitude)  # [F, bands] exact integers
+    mel *= np.exp2(-shift - PCM_BITS - WEIGHT_BITS)[:, None]  # back to real units: exact
+    mel += params.log_offset
+    return np.log(mel, out=mel).astype(np.float32)
 
 
 def log_mel(waveform, params: FeatureParams = FeatureParams()) -> np.ndarray:

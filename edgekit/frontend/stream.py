@@ -44,9 +44,13 @@ class _Windows:
         lo = self.count * self.hop - start
         avail = len(self._buf) - lo
         n = 0 if avail < self.length else 1 + (avail - self.length) // self.hop
-        if n:
-            views = np.lib.stride_tricks.sliding_window_view(self._buf[lo:], self.length, axis=0)
-            out = np.moveaxis(views[: n * self.hop: self.hop], -1, 1).copy()
+        if n == 1:  # the common case (a block per hop): a slice, no strided view to build
+            out = self._buf[lo : lo + self.length][None].copy()
+        elif n:
+            buf = np.ascontiguousarray(self._buf[lo:])
+            # A strided view straight from the constructor (as_strided costs tens of us a call).
+            out = np.ndarray((n, self.length, *buf.shape[1:]), buf.dtype, buffer=buf,
+                             strides=(buf.strides[0] * self.hop, *buf.strides)).copy()
         else:
             out = np.zeros((0, self.length, *self._buf.shape[1:]), self._buf.dtype)
         self.count += n
@@ -77,6 +81,8 @@ class _Stream:
         return self._push(block.reshape(-1))
 
     def _patches(self, windows: np.ndarray, done: int) -> list[Patch]:
+        if not len(windows):
+            return []
         first = done - len(windows)
         hop = self.params.patch_hop_samples
         return [Patch(first + k, (first + k) * hop, w) for k, w in enumerate(windows)]

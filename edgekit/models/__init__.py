@@ -1,1 +1,1 @@
-"""Models: the .tflite reader, runtime, Edge TPU, a loaded model, labels, the store."""
+"""Models: the .tflite reader, runtime, Edge TPU, a loaded model, labels, the store, MACs and architecture specs."""

@@ -14,7 +14,7 @@ import tflite
 from edgekit.models import edgetpu_compat as etc
 from edgekit.errors import EdgekitError
 from edgekit.models.tflite import Graph, TensorInfo, read_graph_file
-from edgekit.models.labels import embedded_labels, find_sidecar_labels, load_labels
+from edgekit.models.labels import report_labels
 
 FIRST_LABELS = 5
 _WIDTH = 99
@@ -22,7 +22,7 @@ _WIDTH = 99
 
 def _macs(graph: Graph, source: str) -> dict:
     try:
-        from edgekit.bench.macs import count_graph
+        from edgekit.models.macs import count_graph
     except ImportError:  # the counting module is optional to this report
         return {"macs": None, "params": None, "note": "MAC counting is not available"}
     try:
@@ -55,18 +55,49 @@ def _min_runtime(data: bytes, graph: Graph) -> str | None:
     return None
 
 
-def _labels(graph: Graph, data: bytes, path: Path) -> dict | None:
-    names, source = embedded_labels(graph, data), "embedded"
+def _labels(graph: Graph, data: bytes, path: Path, explicit: str | Path | None = None) -> dict | None:
+    # What load_model would use: --labels, embedded, beside the model, or a known class map in
+    # the model directories.
+    names, source = report_labels(path, graph, data, explicit)
     if names is None:
-        # What load_model would pick up beside the model (yamnet_class_map.csv, labels.txt).
-        sidecar = find_sidecar_labels(path)
-        if sidecar is None:
-            return None
-        try:
-            names, source = load_labels(sidecar), str(sidecar)
-        except EdgekitError:
-            return None
+        return None
+    source = "embedded" if source.startswith("embedded") else source  # the report names the model already
     return {"source": source, "count": len(names), "first": list(names[:FIRST_LABELS])}
+
+
+# Ops that carry values through unchanged in meaning (shape, type, quantisation).
+_CARRY = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANTIZE", "CAST", "IDENTITY"}
+
+
+def output_kind(graph: Graph) -> str:
+    """What the first output holds: "probability" (a SOFTMAX or LOGISTIC ends the graph), "logit"
+    (any other op does), or "unknown" (it comes out of an Edge TPU custom op or from no op)."""
+    producers = {t: op for op in graph.operators for t in op.outputs}
+    t = graph.outputs[0] if graph.outputs else None
+    for _ in range(len(graph.operators) + 1):
+        op = producers.get(t)
+        if op is None or op.custom:
+            return "unknown"
+        if op.opcode in ("SOFTMAX", "LOGISTIC"):
+            return "probability"
+        if op.opcode in _CARRY and op.inputs:
+            t = op.inputs[0]
+            continue
+        return "logit"
+    return "unknown"
+
+
+def model_output_kind(graph: Graph, path: Path) -> str:
+    """:func:`output_kind`, looking through a compiled Edge TPU op at the CPU model it came from."""
+    kind = output_kind(graph)
+    if kind == "unknown" and graph.is_edgetpu:
+        twin = _find_twin(Path(path))
+        if twin is not None:
+            try:
+                kind = output_kind(read_graph_file(twin)[0])
+            except EdgekitError:
+                pass
+    return kind
 
 
 def _tensor(t: TensorInfo) -> dict:
@@ -135,8 +166,8 @@ def edgetpu_section(graph: Graph, path: Path) -> dict:
     }
 
 
-def inspect_file(path: str | Path) -> dict:
-    """The whole report as plain data (what ``--json`` prints)."""
+def inspect_file(path: str | Path, labels: str | Path | None = None) -> dict:
+    """The whole report as plain data (what ``--json`` prints); ``labels``: a --labels file."""
     p = Path(path)
     graph, data = read_graph_file(p)
     try:
@@ -161,7 +192,8 @@ def inspect_file(path: str | Path) -> dict:
         "cost": _macs(graph, str(p)),
         "metadata": list(graph.metadata_names),
         "associated_files": list(graph.associated_files),
-        "labels": _labels(graph, data, p),
+        "output_kind": model_output_kind(graph, p),
+        "labels": _labels(graph, data, p, labels),
         "edgetpu": edgetpu_section(graph, p),
     }
 
@@ -193,6 +225,12 @@ def _ops(items: list[dict]) -> str:
     return ", ".join(f"{v['op']} (op {v['index']})" for v in items)
 
 
+_OUTPUT_KINDS = {"probability": "scores in [0, 1] (the graph ends in SOFTMAX or LOGISTIC)",
+                 "logit": "logits (no SOFTMAX or LOGISTIC at the end): not scores in [0, 1]",
+                 "unknown": "values of unknown scale (they come out of a compiled Edge TPU op, and its CPU "
+                            "model is not beside it)"}
+
+
 def text_report(r: dict) -> list[str]:
     lines = [r["model"]]
     lines.append(f"  file: {_size(r['file_size'])}, TFLite schema v{r['tflite_schema_version']}"
@@ -207,6 +245,7 @@ def text_report(r: dict) -> list[str]:
         for t in r[key]:
             shape = "x".join(str(d) for d in t["shape"]) or "scalar"
             lines.append(f"    {t['name']}  {shape} {t['dtype']}  {_q(t['quantization'])}")
+    lines.append("    the output holds " + _OUTPUT_KINDS[r["output_kind"]])
     hist = ", ".join(f"{op} x{n}" for op, n in r["op_histogram"].items())
     lines += _wrap(f"operators ({r['operators']}): {hist}")
     c = r["cost"]
@@ -224,10 +263,12 @@ def text_report(r: dict) -> list[str]:
         # Class names hold commas ("Child speech, kid speaking"): separate them unambiguously.
         first = " | ".join(r["labels"]["first"])
         src = r["labels"]["source"]
-        src = "embedded" if src == "embedded" else f"from {Path(src).name} beside the model"
+        if src != "embedded":
+            beside = Path(src).parent.absolute() == Path(r["model"]).parent.absolute()
+            src = f"from {Path(src).name} beside the model" if beside else f"from {src}"
         lines += _wrap(f"labels ({src}): {r['labels']['count']}: {first} | ...")
     else:
-        lines.append("  labels: none embedded or beside the model (pass --labels)")
+        lines.append("  labels: none embedded, beside the model or in the model directories (pass --labels FILE)")
     lines += _edgetpu_text(r["edgetpu"])
     return lines
 

@@ -73,19 +73,61 @@ def find_sidecar_labels(model_path: Path) -> Path | None:
     return None
 
 
-def model_labels(path: Path, graph: Graph, data: bytes,
-                 override: str | Path | None = None) -> tuple[tuple[str, ...] | None, str]:
-    """A model's class names and where they came from, in the one order every command uses:
-    a labels file the user names, the file embedded in the model's metadata, a class map beside it.
+# Class maps known by their length. A model without metadata whose output has this many classes
+# (YAMNet copied or converted under another name, an ImageNet classifier) uses the one that
+# `edgekit models pull` put in a model directory.
+KNOWN_CLASS_MAPS = {521: "yamnet_class_map.csv", 1001: "imagenet_labels.txt"}
 
-    Returns ``(None, why)`` when there are none; a named file that cannot be read raises.
+
+def output_classes(graph: Graph) -> int:
+    """How many scores the model's (first) output holds."""
+    return graph.output_tensors()[0].elements if graph.outputs else 0
+
+
+def model_labels(path: Path, graph: Graph, data: bytes, override: str | Path | None = None,
+                 dirs: list[Path] | None = None) -> tuple[tuple[str, ...] | None, str]:
+    """A model's class names and where they came from, in the one order every command uses:
+    a labels file the user names, the file embedded in the model's metadata, a class map beside
+    it, then a known class map of the model's length (:data:`KNOWN_CLASS_MAPS`) beside it or in
+    the model directories.
+
+    Returns ``(None, why)`` when there are none; a named file that cannot be read raises, and so
+    does a file whose length is not the model's.
     """
+    from edgekit.models.paths import model_dirs
+
+    path = Path(path)
+    classes = output_classes(graph)
     if override is not None:
-        return load_labels(override), str(override)
+        return _fit(load_labels(override), classes, str(override)), str(override)
     names = embedded_labels(graph, data)
     if names is not None:
-        return names, f"embedded in {Path(path).name}"
-    sidecar = find_sidecar_labels(Path(path))
+        return names, f"embedded in {path.name}"
+    sidecar = find_sidecar_labels(path)
     if sidecar is not None:
-        return load_labels(sidecar), str(sidecar)
-    return None, f"{Path(path).name} carries no labels and no class map lies beside it"
+        return _fit(load_labels(sidecar), classes, str(sidecar)), str(sidecar)
+    known = KNOWN_CLASS_MAPS.get(classes)
+    if known:
+        for d in dict.fromkeys((path.parent, *(model_dirs() if dirs is None else dirs))):
+            if (d / known).is_file():
+                return _fit(load_labels(d / known), classes, str(d / known)), str(d / known)
+    return None, f"{path.name} carries no labels and no class map lies beside it or in the model directories"
+
+
+def report_labels(path: Path, graph: Graph, data: bytes, override: str | Path | None = None
+                  ) -> tuple[tuple[str, ...] | None, str]:
+    """:func:`model_labels` for reports (inspect, macs, bench): a ``--labels`` file that does not
+    fit is the user's error and raises; a found one that does not fit only means no labels."""
+    try:
+        return model_labels(path, graph, data, override)
+    except LabelsError as exc:
+        if override is not None:
+            raise
+        return None, str(exc)
+
+
+def _fit(names: tuple[str, ...], classes: int, source: str) -> tuple[str, ...]:
+    if len(names) != classes:
+        raise LabelsError(f"{source}: {len(names)} labels for a model with {classes} outputs; "
+                          "pass the labels file that belongs to this model (--labels)")
+    return names

@@ -198,9 +198,19 @@ def make_interpreter(
     )
 
 
+# The runtime's own log lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+# "ERROR: ..."): TFLite's minimal logger writes "<SEVERITY>: <message>" straight to fd 2.
+_RUNTIME_LINE = re.compile(r"^(INFO|WARNING|ERROR|VERBOSE): ")
+
+
 class _CapturedStderr:
     """Hold the C++ runtime's stderr chatter ("INFO: Created TensorFlow Lite XNNPACK delegate")
-    while an interpreter is built; its error lines are folded into our message instead."""
+    while an interpreter is built; its error lines are folded into our message instead.
+
+    fd 2 belongs to the whole process: whatever another thread (paho, PortAudio, our logging)
+    writes meanwhile lands here too. It is written back to the real stderr on exit, so nothing
+    but the runtime's own lines is held back.
+    """
 
     def __enter__(self):
         import tempfile
@@ -215,13 +225,28 @@ class _CapturedStderr:
         return self
 
     def text(self) -> str:
+        if self._file.closed:
+            return self._text
         self._file.seek(0)
         return self._file.read().decode("utf-8", "replace")
 
     def __exit__(self, *exc):
-        if self._saved is not None:
-            os.dup2(self._saved, 2)
-            os.close(self._saved)
+        self._text = self.text()
+        self._file.close()
+        if self._saved is None:
+            return False
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        others = [ln for ln in self._text.splitlines(keepends=True) if not _RUNTIME_LINE.match(ln)]
+        if others:
+            try:
+                os.write(2, "".join(others).encode("utf-8", "replace"))
+            except OSError:
+                pass
         return False
 
 
@@ -229,47 +254,73 @@ def _short(message: str, limit: int = 240) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
-def probe(model_content: bytes, source: str, allocate: bool = True, xnnpack: bool = True) -> None:
-    """Build, allocate and invoke the model once in a forked child, so a runtime crash cannot kill us.
+PROBE_TIMEOUT = 120.0  # seconds; a healthy model loads and runs once in well under one on a Pi
+
+# Run in a fresh interpreter (``python -c``): read the model from stdin, build, allocate and invoke
+# it once; print the runtime's complaint on stdout and exit 3 if it refuses the file.
+_PROBE_CHILD = r"""
+import os, sys
+module, resolver, allocate = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+data = sys.stdin.buffer.read()
+try:
+    rt = __import__(module, fromlist=["Interpreter"])
+    interp = rt.Interpreter(model_content=data, experimental_op_resolver_type=getattr(rt.OpResolverType, resolver))
+    if allocate:
+        interp.allocate_tensors()
+        interp.invoke()
+except BaseException as exc:
+    sys.stdout.write((str(exc).strip().splitlines() or [type(exc).__name__])[0][:500])
+    sys.stdout.flush()
+    os._exit(3)
+os._exit(0)
+"""
+
+
+def probe(model_content: bytes, source: str, allocate: bool = True, xnnpack: bool = True,
+          timeout: float = PROBE_TIMEOUT) -> None:
+    """Build, allocate and invoke the model once in a separate process, so a runtime crash cannot kill us.
 
     tflite-runtime 2.14 segfaults on some corrupt files that pass every check we can make in
-    Python. The child inherits the already-imported runtime, so this costs milliseconds.
+    Python. The test process is a fresh Python started with fork+exec (``subprocess``), never a
+    bare fork of this one: the daemon probes a reloaded model while paho's, PortAudio's and
+    gpiozero's threads run, and a forked copy of a threaded process can deadlock on a lock one
+    of them held. It costs the start of a Python with the runtime imported (~0.3 s here), and a
+    child that hangs is killed after ``timeout`` seconds.
     """
-    if not hasattr(os, "fork"):
-        return
     rt = runtime_info()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into the caller's stack
-        code = 0
-        try:
-            os.close(read_fd)
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, 2)  # the runtime's own chatter is not for the user
-            # The same resolver the real load will use: XNNPACK rejects (or trips on) other things.
-            resolver = rt.module.OpResolverType.AUTO if xnnpack else rt.module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            interp = rt.module.Interpreter(model_content=model_content, experimental_op_resolver_type=resolver)
-            if allocate:
-                interp.allocate_tensors()
-                interp.invoke()  # zero inputs: a corrupt graph may pass allocation and crash here
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent verbatim
-            code = 3
-            os.write(write_fd, (str(exc).strip().splitlines() or [type(exc).__name__])[0].encode()[:500])
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode("utf-8", "replace")
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
+    if not sys.executable or getattr(sys, "frozen", False):
+        return  # embedded or frozen: no Python to start for the test; the real load is all there is
+    resolver = "AUTO" if xnnpack else "BUILTIN_WITHOUT_DEFAULT_DELEGATES"  # as the real load will use
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE_CHILD, rt.module.__name__, resolver, "1" if allocate else "0"],
+            input=model_content, capture_output=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(
+            f"{source}: the TFLite runtime did not finish reading this model within {timeout:.0f} s "
+            "(in a test process, now stopped); the file is likely corrupt"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"{source}: cannot start a process to test the model ({exc})") from None
+    if done.returncode < 0:
         import signal
 
-        name = signal.Signals(os.WTERMSIG(status)).name
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
         raise ModelFileError(
             f"{source}: the TFLite runtime crashed ({name}) reading this file: it is corrupt; "
             "download it again or verify it with `edgekit models verify`"
         )
-    if os.WEXITSTATUS(status) != 0:
+    if done.returncode != 0:
+        message = done.stdout.decode("utf-8", "replace").strip()
         if "edgetpu-custom-op" in message:
             return  # expected without the delegate; the caller decides what to do
+        if not message:  # not the runtime's refusal: the child itself failed (its last line says why)
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            message = lines[-1] if lines else f"the test process exited with {done.returncode}"
         raise ModelFileError(f"{source}: the TFLite runtime rejected the model: {_short(message)}")

@@ -1,4 +1,7 @@
-"""Multiply-accumulates (MACs) and parameters of a .tflite graph, and the MobileNet cost model.
+"""Multiply-accumulates (MACs) and parameters of a .tflite graph, and the separable-conv cost formulas.
+
+The MobileNet v1 and YAMNet tables these are checked against are the architecture specs' rows
+(:func:`edgekit.models.architectures.mobilenet_v1_table`).
 
 What counts as a MAC
     Only products of activations with learned weights, as in the MobileNet paper's "Mult-Adds":
@@ -33,7 +36,6 @@ Front end and body
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
 from pathlib import Path
 
 from edgekit.errors import UnsupportedModelError
@@ -312,71 +314,3 @@ def standard_conv_macs(d_k, m: int, n: int, d_f) -> int:
 def separable_conv_macs(d_k, m: int, n: int, d_f) -> int:
     """D_K²·M·D_F² (depthwise) + M·N·D_F² (pointwise)."""
     return _area(d_k) * m * _area(d_f) + m * n * _area(d_f)
-
-
-# (depthwise stride, pointwise output channels) of MobileNet v1's 13 separable layers, Table 2.
-# The last depthwise is written "s2" in the paper, but its input and output are both 7×7: the
-# reference implementations (TF-slim, Keras) use stride 1, and so do the .tflite graphs.
-_V1_SEPARABLE = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
-                 *((1, 512),) * 5, (2, 1024), (1, 1024))
-
-
-def mobilenet_v1_table(alpha: float, resolution: int, classes: int = 1001,
-                       min_depth: int = 8) -> tuple[LayerCost, ...]:
-    """The rows of Table 2 for width ``alpha`` and a ``resolution``² RGB input.
-
-    Channels are ``max(int(c·alpha), min_depth)`` as in TF-slim's mobilenet_v1.py, the code the
-    published .tflite files come from (Keras uses ``int(c·alpha)``, no floor). For α in
-    {0.25, 0.5, 0.75, 1.0} every rule gives the same channels; they differ only below α = 0.25.
-    ``classes=1001`` (a background class) matches the model zoo; the paper's table has 1000.
-    """
-    return _v1_table(alpha, (resolution, resolution, 3), classes, min_depth)
-
-
-def yamnet_table(alpha: float = 1.0) -> tuple[LayerCost, ...]:
-    """YAMNet's body (Table 3): MobileNet v1 on a 96×64×1 log-mel patch, 521 classes.
-
-    Table 3 gives the first filter as 3×3×3×32, copied from the image model; on a one-channel
-    patch it is 3×3×1×32, as in the graph.
-    """
-    return _v1_table(alpha, (96, 64, 1), 521, 8)
-
-
-def _v1_table(alpha, input_hwc, classes, min_depth) -> tuple[LayerCost, ...]:
-    if not alpha > 0:
-        raise ValueError(f"width multiplier must be positive, not {alpha}")
-    depth = lambda c: max(int(c * alpha), min_depth)  # noqa: E731
-    rows: list[LayerCost] = []
-
-    def conv(op, stride, k, m, n, hw_in):
-        # SAME padding: the output side is ceil(input / stride).
-        hw = (ceil(hw_in[0] / stride), ceil(hw_in[1] / stride))
-        if op == "DEPTHWISE_CONV_2D":
-            macs, weights, filt = _area(k) * m * _area(hw), k * k * m, (k, k, m)
-        else:
-            macs, weights, filt = standard_conv_macs(k, m, n, hw), k * k * m * n, (k, k, m, n)
-        rows.append(LayerCost(len(rows), op, (stride, stride), filt, (1, *hw_in, m),
-                              (1, *hw, n), macs, weights, n))
-        return hw
-
-    h, w, c_in = input_hwc
-    c = depth(32)
-    hw = conv("CONV_2D", 2, 3, c_in, c, (h, w))
-    for stride, n in _V1_SEPARABLE:
-        hw = conv("DEPTHWISE_CONV_2D", stride, 3, c, c, hw)
-        hw = conv("CONV_2D", 1, 1, c, depth(n), hw)
-        c = depth(n)
-    rows.append(LayerCost(len(rows), "AVERAGE_POOL_2D", (1, 1), hw, (1, *hw, c), (1, 1, 1, c),
-                          element_ops=_area(hw) * c))
-    rows.append(LayerCost(len(rows), "FULLY_CONNECTED", None, (c, classes), (1, 1, 1, c),
-                          (1, classes), c * classes, c * classes, classes))
-    return tuple(rows)
-
-
-def table_macs(rows) -> int:
-    return sum(r.macs for r in rows)
-
-
-def table_params(rows, biases: bool = True) -> int:
-    """Weights, plus one bias per output channel unless ``biases=False`` (the paper's count)."""
-    return sum(r.weights + (r.biases if biases else 0) for r in rows)

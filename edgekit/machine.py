@@ -1,4 +1,10 @@
-"""What machine a benchmark ran on, recorded with every result so figures are never orphaned."""
+"""What machine this is: CPU, board, memory, clock governor, runtime and Edge TPU, read once.
+
+One description serves ``edgekit doctor`` and every benchmark record (``edgekit bench``,
+``edgekit models build``), so a figure is never orphaned from the machine it came from and the
+two never disagree about what a machine is. It sits above the model layer only because the
+runtime and the Edge TPU are part of the answer.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,25 @@ import socket
 from pathlib import Path
 
 GOVERNOR_PATH = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def board_model() -> str | None:
+    """The board's name from the device tree ("Raspberry Pi 5 Model B Rev 1.0"); None on a PC."""
+    try:
+        return Path("/proc/device-tree/model").read_text().rstrip("\x00\n") or None
+    except OSError:
+        return None
 
 
 def governor(path: Path = GOVERNOR_PATH) -> str:
@@ -30,7 +55,7 @@ def governor_warning(gov: str) -> str | None:
             "set it with `sudo cpupower frequency-set --governor performance`")
 
 
-def _hypervisor() -> bool:
+def virtualised() -> bool:
     try:
         return any(line.startswith("flags") and " hypervisor" in line
                    for line in Path("/proc/cpuinfo").read_text().splitlines())
@@ -38,7 +63,7 @@ def _hypervisor() -> bool:
         return False
 
 
-def _mem_total_mib() -> int | None:
+def memory_mib() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -49,13 +74,13 @@ def _mem_total_mib() -> int | None:
 
 
 def describe() -> dict:
+    """Everything above as one JSON-ready dict (the ``machine`` of a benchmark record)."""
     import numpy
 
     from edgekit import __version__
-    from edgekit.commands.doctor import board_model, cpu_model
-    from edgekit.models.edgetpu import status
     from edgekit.errors import RuntimeNotFoundError
-    from edgekit.models.runtime import runtime_info
+    from edgekit.models.edgetpu import status
+    from edgekit.models.runtime import EDGETPU_LIBRARY, runtime_info
 
     try:
         rt = runtime_info()
@@ -78,8 +103,8 @@ def describe() -> dict:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cores_available": available,
-        "virtualised": _hypervisor(),
-        "memory_mib": _mem_total_mib(),
+        "virtualised": virtualised(),
+        "memory_mib": memory_mib(),
         "governor": gov,
         "governor_warning": governor_warning(gov),
         "board": board_model(),
@@ -88,9 +113,21 @@ def describe() -> dict:
         "numpy": numpy.__version__,
         "runtime": runtime,
         "edgekit": __version__,
-        "edgetpu": {"usable": tpu.usable, "reason": tpu.reason()},
+        "edgetpu": {
+            "usable": tpu.usable,
+            "reason": tpu.reason(),
+            "library": tpu.library or f"{EDGETPU_LIBRARY} not found",
+            "usb_devices": list(tpu.usb_devices),
+            "pci_devices": list(tpu.pci_devices),
+        },
         "loadavg_at_start": load,
     }
+
+
+def runtime_text(desc: dict) -> str:
+    """The runtime as one phrase: "ai-edge-litert 2.3.1", or "none (why)"."""
+    rt = desc.get("runtime") or {}
+    return f"{rt['name']} {rt['version']}" if rt.get("name") else f"none ({rt.get('error')})"
 
 
 def host_label(desc: dict) -> str:
