@@ -40,7 +40,7 @@ from edgekit.evaluate.replay import Scores, detections, replay, score_file  # no
 from edgekit.evaluate.soundscape import MixSpec, build  # noqa: E402
 from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
-from edgekit.daemon.settings import Rule  # noqa: E402
+from edgekit.detect.rules import Rule  # noqa: E402
 
 HOP = 0.1
 TARGETS = {  # label -> YAMNet display names (../shared/data/events/README.md's baseline mapping)

@@ -7,7 +7,7 @@ import pytest
 from edgekit.errors import AnnotationError, EdgekitError, EvaluationError
 from edgekit.evaluate.annotations import Annotation, match_files, read_annotations
 from edgekit.evaluate.runner import parse_map, rule_labels
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 
 
 def write(tmp_path, name, text):

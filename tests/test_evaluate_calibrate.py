@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from edgekit.errors import CalibrationError
 from edgekit.evaluate.annotations import Annotation
 from edgekit.evaluate.calibrate import check_background, count_alarms, fit_rule, rule_track, write_config
 from edgekit.evaluate.replay import Scores
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 
 pytest.importorskip("sed_eval")
 
@@ -57,8 +58,7 @@ def test_fit_meets_the_target_on_its_background_and_prefers_recall():
         assert f.false_alarms <= target * 1.0
         # Re-count independently of the fit: the daemon's detector on the full score vectors.
         tracks = [rule_track(s, f.rule, LABELS) for s in background]
-        assert count_alarms(tracks, f.rule.__class__(**{**f.rule.__dict__, "labels": ("x",), "gpio": None})) \
-            == f.false_alarms
+        assert count_alarms(tracks, replace(f.rule, labels=("x",))) == f.false_alarms
         assert f.examples.recall >= 0.5  # weaker events than the spikes are found
         assert f.rule.release <= f.rule.enter
     # The default enter of 0.5 would miss the weak events the fit finds.
@@ -86,8 +86,7 @@ def test_written_config_keeps_comments_and_parses_to_the_fitted_values():
     data = read_toml(EXAMPLE)
     cfg = parse_config(data)
     smoke = cfg.rules[0]
-    new = smoke.__class__(**{**smoke.__dict__, "enter": 0.37, "release": 0.2, "smoothing": "none", "k": 1, "n": 1,
-                             "hold": 1.0})
+    new = replace(smoke, enter=0.37, release=0.2, smoothing="none", k=1, n=1, hold=1.0)
     out = write_config(text, {smoke.name: Fitted(new, 0, 0.0, 1.0, None)}, "calibrated for a test")
     assert out.startswith("# calibrated for a test\n")
     assert "# start when the score reaches this..." in out and "# edgekit daemon config" in out

@@ -7,7 +7,7 @@ import pytest
 from edgekit.evaluate.annotations import Annotation
 from edgekit.evaluate.metrics import WINDOW_SECONDS, Detection, rule_metrics
 from edgekit.evaluate.replay import Scores, detections, replay
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 
 import numpy as np
 

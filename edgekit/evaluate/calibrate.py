@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from edgekit.errors import CalibrationError
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 from .annotations import Annotation
 from .metrics import RuleMetrics, rule_metrics
 from .replay import Scores, detections, replay
@@ -87,7 +87,7 @@ def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
 
 
 def _one(rule: Rule) -> Rule:
-    return replace(rule, labels=("x",), gpio=None)
+    return replace(rule, labels=("x",))
 
 
 def _dets(track: Scores, rule: Rule, name: str):
@@ -143,7 +143,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
             f"{hours * 60:.0f} min of background; its labels fire on this room's sounds (try other labels)"
         )
     _, cand, fa, m = best
-    fitted = replace(cand, labels=rule.labels, gpio=rule.gpio)
+    fitted = replace(cand, labels=rule.labels)
     return Fitted(fitted, fa, fa / hours, hours, m)
 
 

@@ -33,7 +33,7 @@ def curve(ev, rule, labels, onset_collar: float, offsets: bool) -> list[tuple[fl
     tracks = {name: rule_track(s, rule, labels) for name, s in ev.scores.items()}
     out = []
     for enter in CURVE_ENTERS:
-        r = replace(rule, labels=("x",), gpio=None, enter=float(enter), release=float(enter * ratio))
+        r = replace(rule, labels=("x",), enter=float(enter), release=float(enter * ratio))
         dets = []
         for name, t in tracks.items():
             dets += detections(replay(t, [r], ("x",)), [r], name, t.hop)[r.name]

@@ -20,7 +20,7 @@ import numpy as np
 from edgekit.audio.files import iter_audio
 from edgekit.detect.detector import Detector
 from edgekit.detect.events import Event
-from edgekit.daemon.settings import Rule
+from edgekit.detect.rules import Rule
 from .metrics import WINDOW_SECONDS, Detection
 
 RATE = 16000

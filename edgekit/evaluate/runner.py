@@ -8,12 +8,12 @@ others are still evaluated.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from edgekit.audio.files import audio_seconds
-from edgekit.daemon.settings import Config, Rule
+from edgekit.detect.rules import Rule
 from edgekit.errors import AudioFileError, EvaluationError
 from edgekit.params import FeatureParams
 
@@ -70,7 +70,7 @@ def rule_labels(rules: Sequence[Rule], labels: set[str], mapping: dict[str, str]
     return out, problems
 
 
-def model_for(config: Config, hop: float | None = None):
+def model_for(config, hop: float | None = None):
     """The daemon's model, loaded as the daemon loads it (see Service._load_model)."""
     from edgekit.models.model import load_model
 
@@ -79,14 +79,14 @@ def model_for(config: Config, hop: float | None = None):
     return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
 
 
-def _cache_key(path: str, model, config: Config) -> str:
+def _cache_key(path: str, model, config) -> str:
     st = Path(path).stat()
     key = f"v3|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
           f"{config.model.frontend}|{config.audio.min_dbfs}"
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def scores_for(path: str, model, config: Config, cache_dir: str | Path | None = None):
+def scores_for(path: str, model, config, cache_dir: str | Path | None = None):
     """(scores, events of the config's rules) for one file; scores cached in ``cache_dir``."""
     from .replay import replay
 
@@ -102,7 +102,7 @@ def scores_for(path: str, model, config: Config, cache_dir: str | Path | None = 
     return s, events
 
 
-def evaluate(config: Config, model, annotations: Annotations, recordings: Sequence[str],
+def evaluate(config, model, annotations: Annotations, recordings: Sequence[str],
              mapping: dict[str, str] | None = None, onset_collar: float = 1.0, offsets: bool = True,
              cache_dir: str | Path | None = None) -> Evaluation:
     if not config.rules:
@@ -140,7 +140,3 @@ def evaluate(config: Config, model, annotations: Annotations, recordings: Sequen
         ref = [e for e in ev.reference if e.label == labels[r.name]]
         ev.rules[r.name] = rule_metrics(ref, per_rule[r.name], ev.files, onset_collar, offsets)
     return ev
-
-
-def with_rules(config: Config, rules: Sequence[Rule]) -> Config:
-    return replace(config, rules=tuple(rules))
