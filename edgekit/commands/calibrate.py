@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="the daemon's TOML config")
     p.add_argument("--background", required=True, nargs="+", metavar="AUDIO|DIR",
                    help="recordings of the room with none of the rules' sounds (minutes to hours)")
-    p.add_argument("--examples", action="append", default=[], metavar="RULE=DIR",
+    p.add_argument("--examples", action="extend", nargs="+", default=[], metavar="RULE=DIR",
                    help="clips of a rule's sound, mixed into the background at --snr to measure recall")
     p.add_argument("--target-fa-per-hour", type=float, default=1.0,
                    help="false alarms per hour allowed per rule (default 1); needs >= 1/N hours of background")
