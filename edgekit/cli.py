@@ -33,6 +33,10 @@ COMMANDS = {
     "service": "service",
     "bench": "bench",
     "models": "models",
+    "evaluate": "evaluate",
+    "calibrate": "calibrate",
+    "soundscape": "soundscape",
+    "record": "record",
 }
 
 

@@ -72,6 +72,18 @@ class LabelsError(EdgekitError, ValueError):
     """A label file that cannot be read or does not fit the model."""
 
 
+class AnnotationError(EdgekitError, ValueError):
+    """An annotation file that cannot be read at all (single bad rows are reported, not raised)."""
+
+
+class EvaluationError(EdgekitError, ValueError):
+    """Nothing left to evaluate, or an evaluation option that cannot work (a bad --map)."""
+
+
+class CalibrationError(EdgekitError, ValueError):
+    """Calibration data that cannot support the requested claim (too little background)."""
+
+
 class ActionError(EdgekitError):
     """An action (GPIO, MQTT, event log) that cannot be set up."""
 
