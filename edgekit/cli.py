@@ -34,6 +34,10 @@ COMMANDS = {
     "bench": "bench",
     "models": "models",
     "sounds": "sounds",
+    "evaluate": "evaluate",
+    "calibrate": "calibrate",
+    "soundscape": "soundscape",
+    "record": "record",
 }
 
 

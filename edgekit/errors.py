@@ -88,6 +88,18 @@ class ExamplesError(SoundError):
     """Example recordings a sound cannot be learned from: silent, too short, like the background."""
 
 
+class AnnotationError(EdgekitError, ValueError):
+    """An annotation file that cannot be read at all (single bad rows are reported, not raised)."""
+
+
+class EvaluationError(EdgekitError, ValueError):
+    """Nothing left to evaluate, or an evaluation option that cannot work (a bad --map)."""
+
+
+class CalibrationError(EdgekitError, ValueError):
+    """Calibration data that cannot support the requested claim (too little background)."""
+
+
 class ActionError(EdgekitError):
     """An action (GPIO, MQTT, event log) that cannot be set up."""
 

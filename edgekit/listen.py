@@ -140,7 +140,8 @@ class Listener:
         self._energy = _Energy(self.params.patch_samples)
         self.windows = 0  # windows emitted
         self.gated = 0  # of which the volume gate skipped
-        self.inference_seconds = 0.0  # time spent in the model (front end excluded)
+        self.inference_seconds = 0.0  # wall time spent in the model (front end excluded)
+        self.inference_cpu_seconds = 0.0  # CPU time of this process meanwhile (all its threads)
 
     @property
     def samples_seen(self) -> int:
@@ -149,6 +150,12 @@ class Listener:
     @property
     def seconds(self) -> float:
         return self._stream.samples_seen / self.params.sample_rate_hz
+
+    def samples_wanted(self) -> int:
+        """Samples still to come before the next window is complete: a caller that waits for
+        them wakes once per window instead of once per audio block, and loses no time."""
+        end = self.windows * self.params.patch_hop_samples + self.params.patch_samples
+        return max(1, end - self.samples_seen)
 
     def push(self, block: np.ndarray) -> list[WindowResult]:
         patches = self._stream.push(block)  # checks the dtype
@@ -168,7 +175,7 @@ class Listener:
             level = self._energy.window(patch.start_sample)
             scores = emb = None
             if self.min_dbfs is None or level >= self.min_dbfs:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 if self.frontend == IN_GRAPH:
                     scores = model.run(patch.features.astype(np.float32) / np.float32(32768.0))
                 elif self.frontend == "fixed":
@@ -178,6 +185,7 @@ class Listener:
                 if self.embedding:
                     emb = model.embedding()
                 self.inference_seconds += time.perf_counter() - t0
+                self.inference_cpu_seconds += time.process_time() - c0
             else:
                 self.gated += 1
             self.windows += 1

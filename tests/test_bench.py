@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from edgekit.bench import report, runner
+from edgekit.bench import inputs, report, runner, timing
 from edgekit.machine import governor, governor_warning, host_label
 from edgekit.commands import bench
 from edgekit.errors import ConfigError
@@ -263,7 +263,7 @@ def test_synthetic_inputs_when_data_is_absent(models_dir):
 
     settings = runner.Settings(data_dir=None)
     for name in ("yamnet_spectra_in.tflite", "yamnet.tflite", "mobilenet_v1_0.25_128_quant.tflite"):
-        inp = runner.make_input(load_model(models_dir / name, "cpu:1"), settings)
+        inp = inputs.make_input(load_model(models_dir / name, "cpu:1"), settings)
         d = inp.describe()
         assert inp.synthetic and "synthetic" in d["source"]
         assert d["nonzero_fraction"] > 0.5 and d["std"] > 0
@@ -271,22 +271,22 @@ def test_synthetic_inputs_when_data_is_absent(models_dir):
 
 def test_pictures_are_read_and_resized_with_pillow(models_dir):
     pytest.importorskip("PIL.Image")
-    small, how = runner.load_image(models_dir / "grace_hopper.bmp", 128, 96)
+    small, how = inputs.load_image(models_dir / "grace_hopper.bmp", 128, 96)
     assert small.shape == (128, 96, 3) and small.dtype == np.uint8 and small.std() > 10 and "Pillow" in how
 
 
 def test_data_folder_comes_from_the_environment_only(tmp_path):
-    assert runner.default_data_dir({}) is None  # no guessing at folders beside a checkout
-    assert runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path)}) == tmp_path
+    assert inputs.default_data_dir({}) is None  # no guessing at folders beside a checkout
+    assert inputs.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path)}) == tmp_path
     with pytest.raises(ConfigError, match="EDGEKIT_TEST_DATA=.*no such folder"):
-        runner.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path / "absent")})
+        inputs.default_data_dir({"EDGEKIT_TEST_DATA": str(tmp_path / "absent")})
 
 
 def test_latency_stats_and_measure_counts():
-    s = runner.latency_stats([1_000_000, 2_000_000, 3_000_000, 4_000_000])
+    s = timing.latency_stats([1_000_000, 2_000_000, 3_000_000, 4_000_000])
     assert (s["min"], s["p50"], s["max"], s["mean"]) == (1.0, 2.5, 4.0, 2.5)
     calls = []
-    samples, bare = runner.measure(lambda: calls.append(1), runner.Settings(runs=23, check_overhead=True, block=10))
+    samples, bare = timing.measure(lambda: calls.append(1), runner.Settings(runs=23, check_overhead=True, block=10))
     assert len(samples) == len(bare) == 23 and len(calls) == 46
 
 

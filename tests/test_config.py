@@ -62,7 +62,7 @@ def one_problem(*args, **kw) -> str:
 def test_example_config_passes_with_yamnet_labels(yamnet_labels):
     config = load_config(EXAMPLE, labels=yamnet_labels)
     assert isinstance(config, Config) and config.source_path == str(EXAMPLE)
-    assert (config.model.model, config.model.device) == ("yamnet", "cpu")
+    assert (config.model.model, config.model.device, config.model.frontend) == ("yamnet_spectra_in", "cpu", "fixed")
     smoke, glass = config.rules
     assert smoke.name == "smoke_alarm"
     assert smoke.labels == ("Smoke detector, smoke alarm", "Fire alarm", "Alarm", "Siren")
@@ -76,7 +76,8 @@ def test_example_config_check_cli_reads_labels_from_the_model(main, models_dir, 
     assert main(["config", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr()
     assert out.out == (f"{EXAMPLE}: ok (2 rules: smoke_alarm, glass_break)\n"
-                       f"  model {models_dir / 'yamnet.tflite'} (waveform, 521 classes; labels embedded in yamnet.tflite)\n")
+                       f"  model {models_dir / 'yamnet_spectra_in.tflite'} (log-mel, 521 classes; labels from "
+                       f"{models_dir / 'yamnet_class_map.csv'})\n")
     assert out.err == ""
 
 

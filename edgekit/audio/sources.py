@@ -71,18 +71,21 @@ class FileSource:
             self._done = True
         return block
 
-    def read(self, timeout: float = 0.5) -> np.ndarray | None:
+    def read(self, timeout: float = 0.5, want: int | None = None) -> np.ndarray | None:
+        """The next block (``want`` samples when given, else one block); in real time, when
+        the clock reaches its end. Empty while it is not due yet; None at the end of the file."""
         if self._done:
             return None
+        n = want or self.block
         if self.speed == "realtime":
             # Pace by the wall clock, not by sleeps, so processing time does not add drift.
-            due = self._t0 + (self._pos + self.block) / TARGET_RATE
+            due = self._t0 + (self._pos + n) / TARGET_RATE
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, timeout))
                 if time.monotonic() < due:
                     return np.zeros(0, np.int16)
-        block = self._take(self.block)
+        block = self._take(n)
         if self._done:
             return None
         self._pos += len(block)
@@ -279,8 +282,12 @@ class MicSource:
         self.stats.reopens += 1
         self._attempt = 0
 
-    def read(self, timeout: float = 0.5) -> np.ndarray | None:
-        """The samples captured since the last call, at 16 kHz; empty while the device is lost."""
+    def read(self, timeout: float = 0.5, want: int | None = None) -> np.ndarray | None:
+        """The samples captured since the last call, at 16 kHz; empty while the device is lost.
+
+        ``want``: wait (up to ``timeout``) until about that many 16 kHz samples are there, so the
+        caller wakes once per window rather than once per PortAudio block.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self.stats.lost:
@@ -292,15 +299,20 @@ class MicSource:
             if stream is not None and (not stream.active or time.monotonic() - self._last_callback > self.LOST_AFTER):
                 self._lose("the stream stopped" if not stream.active else f"no audio for {self.LOST_AFTER:.0f} s")
                 continue
-            if self._ring.available():
+            have = self._ring.available()
+            short = (want or 1) - have * TARGET_RATE / self.rate
+            if have and (short <= 0 or time.monotonic() >= deadline):
                 self.stats.dropped_blocks = self._ring.dropped_blocks
                 raw = self._ring.read()
                 if self._resampler is None:
                     return raw
                 return self._resampler.resample_chunk(raw)
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return np.zeros(0, np.int16)
-            time.sleep(min(self.block_seconds / 2, 0.02))
+            # Sleep until the wanted samples should be there (one block at least, so a stalled
+            # device is still noticed within LOST_AFTER).
+            time.sleep(max(0.002, min(short / TARGET_RATE, deadline - now, self.LOST_AFTER / 2)))
 
     def stop(self) -> None:
         self._close()

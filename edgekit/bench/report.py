@@ -175,8 +175,9 @@ def pipeline_lines(record: dict) -> list[str]:
               "front end CPU ms/hop", "model CPU ms/patch", "RTF (CPU)", "RTF (wall)"]
     return ["", "## Pipeline: front end + model", "",
             "Real-time factor = seconds of audio per second of CPU (`time.process_time`, all threads); "
-            "`patch` featurises every 0.975 s window from scratch, `stream` pushes one hop at a time "
-            "through the streaming front end (each 10 ms frame once).", "", *_table(header, rows)]
+            "one hop at a time through `edgekit.listen.Listener`, the daemon's own path (each 10 ms frame "
+            "featurised once; records made before it also have `patch` rows, every window from scratch).",
+            "", *_table(header, rows)]
 
 
 # --- plot ------------------------------------------------------------------------------------

@@ -104,7 +104,9 @@ def run(args) -> int:
         return _compare(args)
     from edgekit.bench import report
     from edgekit.machine import describe
-    from edgekit.bench.runner import Settings, bench_model, default_data_dir, expand, timer_cost_ns
+    from edgekit.bench.inputs import default_data_dir
+    from edgekit.bench.runner import Settings, bench_model, expand
+    from edgekit.bench.timing import timer_cost_ns
     from edgekit.models.runtime import parse_device
 
     _check(args)

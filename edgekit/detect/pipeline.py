@@ -49,6 +49,9 @@ class Pipeline:
     def stream_seconds(self) -> float:
         return self.listener.seconds
 
+    def samples_wanted(self) -> int:
+        return self.listener.samples_wanted()
+
     def push(self, block: np.ndarray) -> list[Event]:
         return self._detect(self.listener.push(block))
 

@@ -7,6 +7,7 @@ process: no model file, however broken, can take the process down.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -213,8 +214,6 @@ def load_model(
         from edgekit.models.embedding import with_embedding_output
 
         data = with_embedding_output(data)
-    probe(data, str(path), allocate=not graph.is_edgetpu, xnnpack=xnnpack)
-
     if graph.is_edgetpu and not dev.is_edgetpu:
         twin = edgetpu_twin(path)
         if fallback == "cpu" and twin:
@@ -228,8 +227,9 @@ def load_model(
     if dev.is_edgetpu and not graph.is_edgetpu:
         warnings.warn(f"{path.name} is not compiled for the Edge TPU; the delegate will leave it on the CPU "
                       "(compile it with edgetpu_compiler)", EdgekitWarning, stacklevel=2)
+    names, _ = model_labels(path, graph, labels_data, labels)
     try:
-        loaded = make_interpreter(data, dev, xnnpack=xnnpack, source=str(path))
+        return open_model(path, graph, data, dev, names, xnnpack=xnnpack, params=params)
     except EdgeTPUError as exc:
         if fallback != "cpu":
             raise
@@ -239,8 +239,18 @@ def load_model(
         warnings.warn(f"{exc}; falling back to the CPU with {cpu_model.name}", FallbackWarning, stacklevel=2)
         return load_model(cpu_model, "cpu", labels=labels, xnnpack=xnnpack, params=params, embedding=embedding)
 
+
+def open_model(path: Path, graph: Graph, data: bytes, dev: Device, names: tuple[str, ...] | None, *,
+               xnnpack: bool = True, params: FeatureParams = FeatureParams(),
+               timings: dict | None = None) -> Model:
+    """The steps every loader shares (:func:`load_model`, the benchmark): probe the bytes in a
+    child process, build the interpreter (``timings["init_ms"]``: how long that took) and wrap it."""
+    probe(data, str(path), allocate=not graph.is_edgetpu, xnnpack=xnnpack)
+    t0 = time.perf_counter_ns()
+    loaded = make_interpreter(data, dev, xnnpack=xnnpack, source=str(path))
+    if timings is not None:
+        timings["init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 4)
     try:
-        names, _ = model_labels(path, graph, labels_data, labels)
         return Model(path, graph, loaded, names, params)
     except (ValueError, RuntimeError, IndexError, KeyError) as exc:
         if isinstance(exc, EdgekitError):

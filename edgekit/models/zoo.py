@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import http.client
 import os
 import re
-import sys
 import tomllib
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import platformdirs
 
-from edgekit import __version__
 from edgekit.errors import ChecksumError, ConfigError, DownloadError, ModelNotFoundError
+from edgekit.models.download import fetch_all
 from edgekit.models.paths import model_dirs
 
 KINDS = ("waveform", "log-mel", "image", "labels")
-_CHUNK = 1 << 16
-_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -139,33 +132,13 @@ def get(name: str) -> Entry:
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where ``pull`` writes: --dir, $EDGEKIT_MODEL_DIR, the service's state dir, the user cache.
-
-    Each of these is also on :func:`edgekit.models.paths.model_dirs`' search list (except a --dir of
-    the user's choosing), so ``--model NAME`` finds what was pulled.
-    """
-    if override:
-        return Path(override).expanduser()
-    env = os.environ.get("EDGEKIT_MODEL_DIR")
-    if env:
-        first = next((p for p in env.split(os.pathsep) if p), None)
-        if first:
-            return Path(first)
-    state = os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
-    if state:
-        return Path(state.split(":")[0]) / "models"
-    return Path(platformdirs.user_cache_dir("edgekit")) / "models"
+    """Where ``pull`` writes: --dir, else the first of the directories ``--model NAME`` searches
+    ($EDGEKIT_MODEL_DIR, the service's state dir, the user cache), so what was pulled is found."""
+    return Path(override).expanduser() if override else model_dirs()[0]
 
 
 def search_dirs(override: str | os.PathLike | None = None) -> list[Path]:
-    if override:
-        return [Path(override).expanduser()]
-    seen, out = set(), []
-    for d in model_dirs():  # the order --model NAME resolves in
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    return out
+    return [Path(override).expanduser()] if override else model_dirs()
 
 
 def cached_path(entry: Entry, dirs: list[Path] | None = None) -> Path | None:
@@ -285,13 +258,6 @@ def _import(entry: Entry, src: Path, final: Path) -> str:
     return digest
 
 
-def _offline_hint(entry: Entry, url: str, why: str) -> DownloadError:
-    return DownloadError(
-        f"cannot download {entry.name} from {url} ({why}); no network? Fetch that file on "
-        f"another machine and run `edgekit models pull {entry.name} --from FILE`"
-    )
-
-
 def _download(entry: Entry, url: str, final: Path, progress: bool) -> str:
     part = part_path(final)
     have = part.stat().st_size if part.is_file() else 0
@@ -303,7 +269,7 @@ def _download(entry: Entry, url: str, final: Path, progress: bool) -> str:
             _install(part, final)
             return entry.sha256
         have = 0
-    _fetch_all(entry, url, part, have, progress)
+    fetch_all(entry, url, part, have, progress)
     try:
         digest = _check(entry, part, url)
     except ChecksumError:
@@ -311,101 +277,10 @@ def _download(entry: Entry, url: str, final: Path, progress: bool) -> str:
             raise
         # The old .part was not a prefix of this file (another version, or corrupt): the check
         # removed it; fetch the whole file once more before giving up.
-        _fetch_all(entry, url, part, 0, progress)
+        fetch_all(entry, url, part, 0, progress)
         digest = _check(entry, part, url)
     _install(part, final)
     return digest
-
-
-def _fetch_all(entry: Entry, url: str, part: Path, have: int, progress: bool) -> None:
-    complete = _fetch(entry, url, part, have, progress)
-    size = part.stat().st_size
-    if complete is False or (complete is None and entry.size is not None and size < entry.size):
-        total = f"{entry.size:,}" if entry.size else "?"
-        raise DownloadError(f"the download of {entry.name} from {url} stopped at {size:,} of {total} "
-                            f"bytes; run the same command again to resume from {part}")
-
-
-def _fetch(entry: Entry, url: str, part: Path, have: int, progress: bool,
-           retried: bool = False) -> bool | None:
-    """Append to ``part`` from byte ``have`` on (HTTP Range).
-
-    Returns whether the response arrived whole (all of its Content-Length), or None where the
-    server sent no length. A whole response of the wrong size is a wrong file, not a cut one.
-    """
-    headers = {"User-Agent": f"edgekit/{__version__}"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=_TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have and not retried:  # the .part is not a prefix: start over
-            return _fetch(entry, url, part, 0, progress, retried=True)
-        raise DownloadError(f"cannot download {entry.name} from {url}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise _offline_hint(entry, url, str(exc.reason)) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise _offline_hint(entry, url, str(exc) or type(exc).__name__) from None
-
-    with resp:
-        status = getattr(resp, "status", None) or 200
-        if have and status == 206:
-            m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
-            if not m or int(m.group(1)) != have:
-                if retried:
-                    raise DownloadError(f"{url}: the server answered a resume with the wrong range")
-                return _fetch(entry, url, part, 0, progress, retried=True)
-            mode = "ab"
-        else:
-            have, mode = 0, "wb"  # the server sent the whole file (no Range support)
-        length = resp.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else None
-        total = entry.size or (have + expected if expected is not None else None)
-        bar = _progress_bar(entry.name, total, have, progress)
-        received = 0
-        try:
-            with open(part, mode) as f:
-                while True:
-                    try:
-                        block = resp.read(_CHUNK)
-                    except (OSError, http.client.HTTPException) as exc:
-                        f.flush()
-                        raise DownloadError(
-                            f"the download of {entry.name} from {url} broke off after "
-                            f"{part.stat().st_size} bytes ({type(exc).__name__}); run the same "
-                            f"command again to resume from {part}"
-                        ) from None
-                    if not block:
-                        break
-                    f.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-        except OSError as exc:
-            if isinstance(exc, DownloadError):
-                raise
-            raise DownloadError(f"cannot write {part} ({exc.strerror or exc})") from None
-        finally:
-            bar.close()
-    return None if expected is None else received >= expected
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(name: str, total: int | None, initial: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a declared dependency; a bare install still downloads
-        return _NoBar()
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=name, file=sys.stderr, mininterval=0.2, dynamic_ncols=True)
 
 
 # --- verify ----------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""How well it hears: annotations, event metrics, soundscapes, replaying the daemon's path, calibration."""

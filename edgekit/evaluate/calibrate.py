@@ -1,0 +1,191 @@
+"""Choose each rule's thresholds from the room's own background: a false-alarm budget, then recall.
+
+For every rule, each smoothing/hold candidate gets the lowest ``enter`` (on a 0.01 grid, found by
+bisection since false alarms only fall as ``enter`` rises) whose false alarms on the background
+stay within ``floor(target x hours)``; ``release`` keeps the rule's release/enter ratio. Among the
+candidates, the one that detects most example events wins (ties: fewer false alarms, then the
+earliest detection). Without examples, the lowest feasible ``enter`` of the rule's own smoothing wins.
+
+How much background is needed: to claim at most R false alarms per hour, at least 1/R hours (one
+false alarm in that time is already the rate R; any less and a single alarm breaks the claim, so
+the rate cannot be estimated). Calibration refuses shorter background and says how much is needed.
+
+Everything replays recorded scores through the daemon's own :class:`~edgekit.detector.Detector`,
+fed the rule's best label score per window (which is what the detector takes from the full
+score vector), so candidates cost no model time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from edgekit.errors import CalibrationError
+from edgekit.detect.rules import Rule
+from .annotations import Annotation
+from .metrics import RuleMetrics, rule_metrics
+from .replay import Scores, detections, replay
+
+ENTERS = np.round(np.arange(0.01, 1.0, 0.01), 2)
+SMOOTHINGS = (("none", 1, 1), ("k_of_n", 2, 3), ("mean", 1, 3))
+# Holds tried with examples: 0 for short sounds; up to 5 s bridges a beeping alarm's or a dog's
+# pauses, so one sound stays one event (and its offset is matched), without merging sounds
+# that are usually further apart.
+HOLDS = (0.0, 1.0, 3.0, 5.0)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    rule: Rule
+    false_alarms: int  # on the background it was fitted on
+    false_alarms_per_hour: float
+    background_hours: float
+    examples: RuleMetrics | None  # on the examples mixed into the background (None: no examples)
+
+    def as_dict(self) -> dict:
+        r = self.rule
+        return {
+            "enter": r.enter, "release": r.release, "smoothing": r.smoothing, "k": r.k, "n": r.n, "hold": r.hold,
+            "false_alarms": self.false_alarms, "false_alarms_per_hour": self.false_alarms_per_hour,
+            "background_hours": self.background_hours,
+            "recall": self.examples.recall if self.examples else None,
+            "examples": self.examples.events if self.examples else 0,
+            "detected": self.examples.detected if self.examples else 0,
+            "latency_p50": self.examples.latency_p50 if self.examples else None,
+        }
+
+
+def needed_hours(target_fa_per_hour: float) -> float:
+    return 1.0 / target_fa_per_hour
+
+
+def check_background(hours: float, target_fa_per_hour: float) -> int:
+    """The false alarms allowed on ``hours`` of background; refuses too little background."""
+    if not target_fa_per_hour > 0:
+        raise CalibrationError("--target-fa-per-hour must be positive")
+    need = needed_hours(target_fa_per_hour)
+    if hours < need - 1e-9:
+        raise CalibrationError(
+            f"{hours * 60:.1f} min of background cannot show at most {target_fa_per_hour:g} false alarms per "
+            f"hour: that needs at least {need * 60:.0f} min (1/target hours, so that one false alarm is already "
+            f"the target rate). Record more of the room (edgekit record --seconds {math.ceil(need * 3600)}), "
+            f"or ask for --target-fa-per-hour {math.ceil(100 / hours) / 100:g} or more"
+        )
+    return int(math.floor(target_fa_per_hour * hours + 1e-9))
+
+
+def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
+    """The recording reduced to the rule's best label score per window, as one label "x"."""
+    exact = {n: i for i, n in enumerate(labels)}
+    folded = {n.casefold(): i for i, n in reversed(list(enumerate(labels)))}
+    idx = sorted({exact.get(n, folded.get(n.casefold())) for n in rule.labels} - {None})
+    col = scores.scores[:, idx].max(axis=1, keepdims=True) if idx else np.zeros((len(scores.end), 1), np.float32)
+    return Scores(scores.end, col, scores.gated, scores.dbfs, scores.duration, scores.hop, scores.closed)
+
+
+def _one(rule: Rule) -> Rule:
+    return replace(rule, labels=("x",))
+
+
+def _dets(track: Scores, rule: Rule, name: str):
+    return detections(replay(track, [rule], ("x",)), [rule], name, track.hop)[rule.name]
+
+
+def count_alarms(tracks: Sequence[Scores], rule: Rule) -> int:
+    return sum(len(_dets(t, rule, f"bg{i}")) for i, t in enumerate(tracks))
+
+
+def with_enter(rule: Rule, enter: float, ratio: float) -> Rule:
+    return replace(rule, enter=float(enter), release=float(round(min(enter, max(0.0, enter * ratio)), 3)))
+
+
+def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], target_fa_per_hour: float,
+             examples: Scores | None = None, reference: Sequence[Annotation] = (),
+             smoothings: Sequence[tuple[str, int, int]] = SMOOTHINGS, holds: Sequence[float] | None = None,
+             onset_collar: float = 1.0, offsets: bool = True) -> Fitted:
+    hours = sum(s.duration for s in background) / 3600.0
+    allowed = check_background(hours, target_fa_per_hour)
+    ratio = rule.release / rule.enter if rule.enter > 0 else 0.6
+    bg = [rule_track(s, rule, labels) for s in background]
+    ex = rule_track(examples, rule, labels) if examples is not None else None
+    if ex is None:
+        smoothings = [(rule.smoothing, rule.k, rule.n)]
+    holds = sorted({rule.hold, *(holds if holds is not None else (HOLDS if ex is not None else ()))})
+    best: tuple | None = None
+    for smoothing, k, n in smoothings:
+        for hold in holds:
+            base = _one(replace(rule, smoothing=smoothing, k=k, n=n, hold=hold))
+            lo, hi = 0, len(ENTERS) - 1  # smallest grid index whose alarms fit the budget
+            if count_alarms(bg, with_enter(base, ENTERS[hi], ratio)) > allowed:
+                continue
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if count_alarms(bg, with_enter(base, ENTERS[mid], ratio)) <= allowed:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            cand = with_enter(base, ENTERS[lo], ratio)
+            fa = count_alarms(bg, cand)
+            m = None
+            if ex is not None:
+                m = rule_metrics(reference, _dets(ex, cand, "examples"), {"examples": ex.duration},
+                                 onset_collar, offsets)
+            key = ((m.detected if m else 0), -fa, -(m.latency_p50 or 9e9) if m and m.latency_p50 is not None else -9e9,
+                   -cand.enter)
+            if best is None or key > best[0]:
+                best = (key, cand, fa, m)
+    if best is None:
+        raise CalibrationError(
+            f"rule {rule.name}: even enter = {ENTERS[-1]} raises more than {allowed} false alarms on "
+            f"{hours * 60:.0f} min of background; its labels fire on this room's sounds (try other labels)"
+        )
+    _, cand, fa, m = best
+    fitted = replace(cand, labels=rule.labels)
+    return Fitted(fitted, fa, fa / hours, hours, m)
+
+
+def write_config(source_text: str, fitted: dict[str, Fitted], note: str) -> str:
+    """A copy of the config's TOML with the fitted values; comments and layout kept (tomlkit)."""
+    tomlkit = _tomlkit()
+
+    doc = tomlkit.parse(source_text)
+    for table in doc.get("rules", []):
+        f = fitted.get(table.get("name"))
+        if f is None:
+            continue
+        for key, value in _keys(f.rule).items():
+            table[key] = value
+        for key in ("k", "n"):
+            if key not in _keys(f.rule) and key in table:
+                del table[key]  # the config refuses k/n that the smoothing does not use
+    return "".join(f"# {line}\n" for line in note.splitlines()) + tomlkit.dumps(doc)
+
+
+def _keys(r: Rule) -> dict:
+    keys = {"enter": r.enter, "release": r.release, "smoothing": r.smoothing}
+    if r.smoothing == "k_of_n":
+        keys["k"] = r.k
+    if r.smoothing in ("k_of_n", "mean"):
+        keys["n"] = r.n
+    keys["hold"] = r.hold
+    return keys
+
+
+def _tomlkit():
+    try:
+        import tomlkit
+    except ImportError:
+        raise CalibrationError("writing the config needs tomlkit: pip install 'edgekit[evaluate]'") from None
+    return tomlkit
+
+
+def toml_snippet(fitted: dict[str, Fitted]) -> str:
+    tomlkit = _tomlkit()
+
+    lines = []
+    for name, f in fitted.items():
+        lines += ["[[rules]]", f'name = "{name}"'] + [f"{k} = {tomlkit.item(v).as_string()}" for k, v in _keys(f.rule).items()] + [""]
+    return "\n".join(lines)
