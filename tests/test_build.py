@@ -460,3 +460,21 @@ def test_full_size_builds_count_like_the_paper(tmp_path, family, published):
     assert (body.macs, body.params) == (arch.macs, arch.params)
     assert abs(body.macs / published[0] - 1) <= 0.03 and abs(body.params / published[1] - 1) <= 0.03
     assert edgetpu_problems(read_graph(data)) == []
+
+
+@needs_tf
+def test_built_yamnet_with_its_embedding_output_stays_edgetpu_mappable(small_models):
+    """`models build yamnet --embedding`: the rewrite adds no op, so the compiler maps it all."""
+    from edgekit.models.embedding import embedding_output, with_embedding_output
+    from edgekit.models.model import load_model
+
+    path, arch, _ = small_models["yamnet"]
+    data = with_embedding_output(path.read_bytes(), str(path))
+    graph = read_graph(data, str(path))
+    assert edgetpu_problems(graph) == [] and embedding_output(graph) == 1
+    assert graph.op_histogram() == read_graph(path.read_bytes()).op_histogram()
+    out = path.with_name("yamnet_embedding.tflite")
+    out.write_bytes(data)
+    model = load_model(out)
+    model.run(np.random.default_rng(0).uniform(-7, 2, arch.input_shape))
+    assert model.has_embedding and model.embedding().shape == (graph.output_tensors()[1].elements,)

@@ -41,6 +41,9 @@ def add_arguments(p) -> None:
     p.add_argument("--official-model", default="yamnet", metavar="MODEL",
                    help="where --weights official reads from: zoo name or .tflite path (default yamnet)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.tflite", help="file to write")
+    p.add_argument("--embedding", action="store_true",
+                   help="also output the 1024-d embedding (the pooled features the classifier reads), so that "
+                        "the Edge TPU model compiled from it serves custom sounds (edgekit sounds)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
 
@@ -83,6 +86,9 @@ def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
         io[key] = {"shape": list(t.shape), "dtype": t.dtype,
                    "scale": t.scales[0] if t.scales else None,
                    "zero_point": t.zero_points[0] if t.zero_points else None}
+    if len(graph.outputs) > 1:
+        t = graph.output_tensors()[1]
+        io["embedding"] = {"shape": list(t.shape), "dtype": t.dtype}
     return {"model": str(path), "arch": arch.name, "bytes": len(data), **io,
             "macs": cost.body.macs, "params": cost.body.params,
             "spec_macs": arch.macs, "spec_params": arch.params,
@@ -96,6 +102,12 @@ def run(args) -> int:
 
     req = request_from(args)
     data, arch, labels = build(req)
+    if getattr(args, "embedding", False):
+        from edgekit.models.embedding import with_embedding_output
+
+        # The same in-place rewrite `load_model(embedding=True)` does, before edgetpu_compiler sees it:
+        # the compiled op then returns both tensors.
+        data = with_embedding_output(data, str(args.output))
     _write(args.output, data)
     labels_path = None
     if labels:
@@ -107,9 +119,11 @@ def run(args) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['model']}: {arch.name}, {req.quant}, {info['bytes']:,} bytes")
-    for key in ("input", "output"):
+    for key in ("input", "output", "embedding"):
+        if key not in info:
+            continue
         t = info[key]
-        quant = f" scale {t['scale']:.6g} zero point {t['zero_point']}" if t["scale"] else ""
+        quant = f" scale {t['scale']:.6g} zero point {t['zero_point']}" if t.get("scale") else ""
         print(f"  {key:6s} {t['shape']} {t['dtype']}{quant}")
     print(f"  {info['macs'] / 1e6:.1f} M MACs, {info['params'] / 1e6:.2f} M params (counted in the graph)")
     print("  ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
