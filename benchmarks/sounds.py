@@ -37,7 +37,7 @@ from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.sounds.bank import load_bank  # noqa: E402
 from edgekit.sounds.embed import Embedded, Embedder  # noqa: E402
 from edgekit.sounds.examples import check_examples  # noqa: E402
-from edgekit.sounds.sound import EmbeddingSpec  # noqa: E402
+from edgekit.detect.heads import EmbeddingSpec  # noqa: E402
 from edgekit.sounds.train import TrainOptions, false_alarms, fit_sound, prepare  # noqa: E402
 
 MAPPING = {

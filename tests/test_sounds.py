@@ -17,8 +17,8 @@ from edgekit.errors import ExamplesError, SoundError, SoundModelMismatchError, S
 from edgekit.sounds.bank import load_bank
 from edgekit.sounds.examples import activity, check_examples, positive_windows
 from edgekit.sounds.logreg import fit_logistic
-from edgekit.sounds.sound import EmbeddingSpec, Sound, load_sound_file, save_sound
-from edgekit.sounds.store import find_sound, list_sounds, load_sound, remove_sound, sound_dirs, sound_path
+from edgekit.detect.heads import EmbeddingSpec, Sound, load_sound_file, save_sound
+from edgekit.detect.sound_store import find_sound, list_sounds, load_sound, remove_sound, sound_dirs, sound_path
 
 RATE = 16000
 
@@ -97,7 +97,7 @@ def test_edited_or_corrupt_file_is_refused(tmp_path):
 
 
 def test_future_version_is_refused_with_advice(tmp_path):
-    import edgekit.sounds.sound as sound_mod
+    import edgekit.detect.heads as sound_mod
 
     path = save_sound(make_sound(), tmp_path / "d.sound.npz")
     with np.load(path) as z:
@@ -148,7 +148,7 @@ def test_stock_label_feature_needs_scores():
 
 @pytest.mark.parametrize("name", ["", "Doorbell", "../x", "a b", "x" * 65])
 def test_bad_names(name):
-    from edgekit.sounds.sound import check_name
+    from edgekit.detect.heads import check_name
 
     with pytest.raises(SoundError, match="bad sound name"):
         check_name(name)
@@ -343,7 +343,7 @@ def test_cli_bad_examples_exit_with_a_message(tmp_path, monkeypatch, capsys):
 
 def test_edgetpu_model_learns_on_its_cpu_twin_and_says_so():
     from edgekit.sounds.embed import Embedder
-    from edgekit.sounds.sound import file_sha256
+    from edgekit.detect.heads import file_sha256
 
     need(DATA / "models" / "yamnet_spectra_in_edgetpu.tflite")
     e = Embedder(DATA / "models" / "yamnet_spectra_in_edgetpu.tflite")
@@ -354,7 +354,7 @@ def test_edgetpu_model_learns_on_its_cpu_twin_and_says_so():
 
 def test_check_model_against_a_loaded_model():
     from edgekit.models.model import load_model
-    from edgekit.sounds.sound import file_sha256
+    from edgekit.detect.heads import file_sha256
 
     model = load_model(need(DATA / "models" / "yamnet.tflite"), embedding=True)
     sound = make_sound(spec=replace(SPEC, model_sha256=file_sha256(model.path)))

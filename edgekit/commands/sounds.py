@@ -90,8 +90,8 @@ def _read_all(paths: list[Path]) -> list[tuple[str, object]]:
 
 def _learn(args) -> int:
     from ..sounds.embed import Embedder
-    from ..sounds.sound import check_name, save_sound
-    from ..sounds.store import sound_path
+    from ..detect.heads import check_name, save_sound
+    from ..detect.sound_store import sound_path
     from ..sounds.train import TrainOptions, learn
 
     check_name(args.name)
@@ -122,7 +122,7 @@ def _learn(args) -> int:
 
 
 def _describe(name: str, path: Path) -> dict:
-    from ..sounds.sound import load_sound_file
+    from ..detect.heads import load_sound_file
 
     try:
         s = load_sound_file(path)
@@ -134,7 +134,7 @@ def _describe(name: str, path: Path) -> dict:
 
 
 def _list(args) -> int:
-    from ..sounds.store import list_sounds, sound_dirs
+    from ..detect.sound_store import list_sounds, sound_dirs
 
     items = [_describe(n, p) for n, p in list_sounds()]
     if args.json:
@@ -152,7 +152,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from ..sounds.store import find_sound
+    from ..detect.sound_store import find_sound
 
     info = _describe(args.name, find_sound(args.name))
     if "error" in info:
@@ -175,7 +175,7 @@ def _show(args) -> int:
 
 def _test(args) -> int:
     from ..sounds.embed import Embedder
-    from ..sounds.store import load_sound
+    from ..detect.sound_store import load_sound
 
     sound = load_sound(args.name)
     embedder = Embedder(args.model or Path(sound.spec.model).stem)
@@ -204,7 +204,7 @@ def _test(args) -> int:
 
 
 def _remove(args) -> int:
-    from ..sounds.store import remove_sound
+    from ..detect.sound_store import remove_sound
 
     print(f"removed {remove_sound(args.name)}")
     return 0

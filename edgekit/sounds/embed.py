@@ -19,7 +19,7 @@ from ..listen import IN_GRAPH, listen_pcm
 from ..models.embedding import classifier_weights, embedding_tensor, with_embedding_output
 from ..models.model import WAVEFORM, load_model
 from ..params import FeatureParams
-from .sound import file_sha256
+from ..detect.heads import file_sha256
 
 
 @dataclass(frozen=True)

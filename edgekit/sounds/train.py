@@ -22,7 +22,7 @@ from .bank import Bank, load_bank
 from .embed import Embedded
 from .examples import Example, augment, check_examples, positive_windows
 from .logreg import fit_logistic
-from .sound import EmbeddingSpec, Sound, check_name, feature_matrix
+from ..detect.heads import EmbeddingSpec, Sound, check_name, feature_matrix
 
 Embed = Callable[[np.ndarray, float], Embedded]  # (int16 pcm, hop seconds) -> windows
 

@@ -1,5 +1,8 @@
 """A custom sound: a small linear head on YAMNet's embedding, and its file.
 
+Here, below the daemon, so that rules and the detector can score a custom sound like a label;
+learning one (``edgekit.sounds``) sits above.
+
 The file is a ``.npz`` (numpy's zip of arrays, read with ``allow_pickle=False``: nothing in it can
 run code) holding ``weights`` and one JSON document ``meta``. The JSON carries the format
 version, the threshold, the SHA-256 of the model file the embedding came from, the embedding

@@ -14,7 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import SoundError, SoundNotFoundError
-from .sound import SUFFIX, Sound, check_name, load_sound_file
+from .heads import SUFFIX, Sound, check_name, load_sound_file
 
 SERVICE_SOUNDS_DIR = Path("/var/lib/edgekit/sounds")
 
