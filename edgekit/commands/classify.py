@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
                    help="log-mel models: float reference or integer fixed-point front end (default: float)")
     p.add_argument("--hop", type=float, default=0.48, help="seconds between windows, a multiple of 0.01 (default 0.48)")
     p.add_argument("--top", type=int, default=3, help="labels shown per window (default 3)")
+    p.add_argument("--sounds", action="append", default=[], metavar="NAME[,NAME...]",
+                   type=lambda text: [n for n in text.split(",") if n],
+                   help="custom sounds (edgekit sounds learn) to score beside the model's labels; repeatable")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
 
 
@@ -31,19 +34,22 @@ def run(args) -> int:
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
     params = FeatureParams().with_hop(args.hop)
-    model = load_model(args.model, args.device, labels=args.labels, fallback=args.fallback, params=params)
+    model = load_model(args.model, args.device, labels=args.labels, fallback=args.fallback, params=params,
+                       embedding=any(args.sounds))
+    args.sounds = [n for names in args.sounds for n in names]
+    args.loaded_sounds = _sounds(args.sounds, model)
     if model.kind == WAVEFORM and args.frontend is not None:
         print(f"edgekit: error: {model.path.name} computes its own features from the waveform; --frontend "
               "applies to log-mel models such as yamnet_spectra_in.tflite", file=sys.stderr)
         return 2
-    Listener(model, args.frontend)  # refuses a model that is not an audio model before any file is read
+    Listener(model, args.frontend, embedding=bool(args.sounds))  # refuses a model that is not an audio model before any file is read
     failures = 0
     for path in args.files:
         out = None
         try:
             _check_not_silent(path)
-            out = _JsonOut(path, model, args) if args.json else _TextOut(path, model, args.top)
-            for window in _windows(model, path, args.frontend):
+            out = _JsonOut(path, model, args) if args.json else _TextOut(path, model, args.top, args.loaded_sounds)
+            for window in _windows(model, path, args.frontend, bool(args.sounds)):
                 out.window(window)
             out.close()
         except AudioError as exc:
@@ -56,10 +62,20 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-def _windows(model, path, frontend):
+def _windows(model, path, frontend, embedding: bool):
     from edgekit.listen import listen_file
 
-    return listen_file(model, path, frontend=frontend)
+    return listen_file(model, path, frontend=frontend, embedding=embedding)
+
+
+def _sounds(names, model) -> list:
+    """The custom sounds asked for, checked against the model they were learned on."""
+    from edgekit.detect.sound_store import load_sound
+
+    sounds = [load_sound(n) for n in names]
+    for snd in sounds:
+        snd.check_model(model)
+    return sounds
 
 
 def _check_not_silent(path) -> None:
@@ -82,15 +98,16 @@ def _check_not_silent(path) -> None:
 class _TextOut:
     """A timeline printed as windows arrive: a 3-hour file never sits in memory."""
 
-    def __init__(self, path, model, k: int):
+    def __init__(self, path, model, k: int, sounds=()):
         from edgekit.audio.files import audio_seconds
 
-        self.model, self.k = model, k
+        self.model, self.k, self.sounds = model, k, sounds
         print(f"{path}  ({audio_seconds(path):.2f} s, {model.path.name} on {model.device})")
 
     def window(self, w) -> None:
         tops = "  ".join(f"{self.model.labels[i]} {s:.2f}" for i, s in w.top(self.k))
-        print(f"  {w.start:7.2f}-{w.end:7.2f} s  {tops}")
+        mine = "".join(f"  | {snd.name} {snd.score(w):.2f}" for snd in self.sounds)
+        print(f"  {w.start:7.2f}-{w.end:7.2f} s  {tops}{mine}")
 
     def close(self, error: str | None = None) -> None:
         if error:
@@ -103,12 +120,14 @@ class _JsonOut:
     def __init__(self, path, model, args):
         head = {"file": str(path), **model.describe(),
                 "frontend": (args.frontend or "float") if model.kind == "log-mel" else None, "hop": args.hop}
-        self.model, self.k, self.first = model, args.top, True
+        self.model, self.k, self.first, self.sounds = model, args.top, True, args.loaded_sounds
         sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "windows": [')
 
     def window(self, w) -> None:
         item = {"start": round(w.start, 3), "end": round(w.end, 3),
                 "top": [{"index": i, "label": self.model.labels[i], "score": round(s, 6)} for i, s in w.top(self.k)]}
+        if self.sounds:
+            item["sounds"] = {snd.name: round(snd.score(w), 6) for snd in self.sounds}
         sys.stdout.write(("" if self.first else ", ") + json.dumps(item, ensure_ascii=False))
         self.first = False
 

@@ -23,7 +23,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--background", nargs="+", default=[], metavar="FILE|DIR",
                    help="recordings of the room without the sound: negatives, and what the threshold is "
                         "calibrated on (a few minutes or more)")
-    p.add_argument("--model", default="yamnet", help="zoo name or .tflite path (default: yamnet)")
+    p.add_argument("--model", default="yamnet_spectra_in",
+                   help="the model the daemon runs (a sound only works with the model it was learned on): zoo "
+                        "name or .tflite path (default: yamnet_spectra_in, as in the example config)")
     p.add_argument("--like", nargs="+", default=[], metavar="LABEL",
                    help="YAMNet label(s) the sound resembles (e.g. \"Doorbell\"): their score becomes a feature")
     p.add_argument("--fa-per-hour", type=float, default=1.0,

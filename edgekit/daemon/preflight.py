@@ -75,4 +75,16 @@ def preflight(config_path: str, cfg: Config) -> ModelFacts:
     if names is None:
         labels_source, names = None, tuple(f"class {i}" for i in range(classes))  # as the loaded model names them
     checked = load_config(config_path, labels=names)  # rule labels: the same call run makes
+    if checked.sounds:  # learned on this model? (an Edge TPU model runs them on its CPU twin)
+        from types import SimpleNamespace
+
+        from edgekit.detect.sound_store import load_sound
+        from edgekit.errors import SoundError
+
+        body = (edgetpu_twin(path) or path) if graph.is_edgetpu else path
+        for name in checked.sounds:
+            try:
+                load_sound(name).check_model(SimpleNamespace(path=body))
+            except SoundError as exc:
+                raise ModelConfigError(source, "rules", f"custom sound {name!r}: {exc}") from None
     return ModelFacts(path, kind, classes, names, labels_source, checked)

@@ -106,18 +106,40 @@ class Service:
 
         params = FeatureParams().with_hop(cfg.audio.hop_seconds)
         m = cfg.model
-        return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
+        # Custom sounds score YAMNet's embedding: the model is loaded with it as a second output.
+        return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params,
+                          embedding=bool(cfg.sounds))
 
     @staticmethod
-    def _detector(cfg: Config, model):
-        from edgekit.detect.detector import Detector
+    def _sounds(cfg: Config, model) -> tuple:
+        """The custom sounds the rules name, read afresh (a reload picks up a sound learned again)."""
+        from edgekit.detect.sound_store import load_sound
+        from edgekit.errors import ConfigError, SoundError
 
-        return Detector([r.detection for r in cfg.rules], model.labels, cfg.audio.hop_seconds)
+        out = []
+        for name in cfg.sounds:
+            try:
+                snd = load_sound(name)
+                snd.check_model(model)
+            except SoundError as exc:  # a config that names it cannot run: EX_CONFIG, like a bad label
+                raise ConfigError(f"custom sound {name!r}: {exc}") from None
+            out.append(snd)
+        if out:
+            log.info("custom sounds: %s", ", ".join(f"{s.name} ({s.path})" for s in out))
+        return tuple(out)
+
+    def _detector(self, cfg: Config, model):
+        from edgekit.detect.detector import Detector
+        from edgekit.detect.pipeline import labels_with_sounds
+
+        self._next_sounds = self._sounds(cfg, model)
+        return Detector([r.detection for r in cfg.rules], labels_with_sounds(model.labels, self._next_sounds),
+                        cfg.audio.hop_seconds)
 
     def _pipeline(self, cfg: Config, model, detector):
         from edgekit.detect.pipeline import Pipeline
 
-        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs)
+        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs, sounds=self._next_sounds)
         if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
             pipeline.on_window = self._log_window
         return pipeline
@@ -252,13 +274,15 @@ class Service:
         try:
             new = self._load_config(labels=self.model.labels)
             model = self.model
-            if new.model != old.model or new.audio.hop_seconds != old.audio.hop_seconds:
+            if (new.model != old.model or new.audio.hop_seconds != old.audio.hop_seconds
+                    or bool(new.sounds) != model.has_embedding):
                 model = self._load_model(new)
                 new = self._load_config(labels=model.labels)
             detector = self._detector(new, model)
             # The same model, front end and gate: keep the stream (and its half-filled window).
             keep_stream = model is self.model and (new.model.frontend, new.audio.min_dbfs) == (
-                old.model.frontend, old.audio.min_dbfs)
+                old.model.frontend, old.audio.min_dbfs) and [s.name for s in self._next_sounds] == [
+                s.name for s in self.pipeline.sounds]
             pipeline = self.pipeline if keep_stream else self._pipeline(new, model, detector)
             source = self.source
             if new.audio.source != old.audio.source or new.audio.device != old.audio.device:
@@ -286,6 +310,7 @@ class Service:
             self.source.stop()
         if keep_stream:
             pipeline.detector = detector
+            pipeline.sounds = self._next_sounds  # the same names, read again (perhaps learned anew)
         else:
             self._earlier_windows += self.pipeline.stats.windows
             self._earlier_gated += self.pipeline.stats.gated

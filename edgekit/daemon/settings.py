@@ -62,3 +62,4 @@ class Config:
     mqtt: MqttSettings | None = None
     log: EventLogSettings | None = None
     source_path: str | None = None  # the TOML file this came from
+    sounds: tuple[str, ...] = ()  # custom sounds the rules name (edgekit sounds learn), in rule order

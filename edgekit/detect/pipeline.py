@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -29,16 +30,24 @@ class PipelineStats:
 
 class Pipeline:
     def __init__(self, model: Model, detector, frontend: str | None = "fixed", min_dbfs: float | None = None,
-                 embedding: bool = False):
+                 sounds: Sequence = ()):
+        """``sounds``: custom sounds (:class:`edgekit.detect.heads.Sound`) scored on each window's
+        embedding; the detector sees them as labels after the model's (:attr:`labels`)."""
         self.model = model
         self.detector = detector
+        self.sounds = tuple(sounds)
         # The daemon's default is the fixed-point path; a model without int8 log-mel input (or a
         # waveform model) takes the path it can.
         if frontend == "fixed" and model.input_quant is None:
             frontend = None
-        self.listener = Listener(model, frontend, min_dbfs, embedding=embedding)
+        self.listener = Listener(model, frontend, min_dbfs, embedding=bool(self.sounds))
         self.last_dbfs = -math.inf
         self.on_window = None  # optional callback(WindowResult), e.g. verbose logging
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """What each score the detector gets stands for: the model's labels, then the sounds."""
+        return labels_with_sounds(self.model.labels, self.sounds)
 
     @property
     def stats(self) -> PipelineStats:
@@ -67,5 +76,12 @@ class Pipeline:
             self.last_dbfs = r.dbfs
             if self.on_window is not None:
                 self.on_window(r)
-            events += self.detector.update(r.scores, time.monotonic(), time.time(), r.end, r.dbfs)
+            scores = r.scores
+            if self.sounds and scores is not None:
+                scores = np.concatenate([scores, np.array([snd.score(r) for snd in self.sounds], np.float32)])
+            events += self.detector.update(scores, time.monotonic(), time.time(), r.end, r.dbfs)
         return events
+
+
+def labels_with_sounds(labels, sounds) -> tuple[str, ...]:
+    return tuple(labels) + tuple(snd.name for snd in sounds)

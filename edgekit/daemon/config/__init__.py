@@ -83,7 +83,9 @@ def parse_config(data: dict, labels: Sequence[str] | None = None, source: str = 
     top.finish()
     if problems:
         raise InvalidConfig(source, problems)
-    return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, source_path=source)
+    used = tuple(dict.fromkeys(x for r in found for x in r.labels if x in names.sounds))
+    return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, source_path=source,
+                  sounds=used)
 
 
 def model_labels(data: dict, base_dir: str | os.PathLike | None = None) -> tuple[tuple[str, ...] | None, str]:

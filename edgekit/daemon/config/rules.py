@@ -95,6 +95,16 @@ def _rule(t: Table, names: "Names", base: Path) -> Rule:
     t.finish()
     if not isinstance(v["name"], str):
         v["name"] = ""  # reported; the rule is still built so the checks between rules go on
+    labels = v.get("labels") if isinstance(v.get("labels"), tuple) else ()
+    learned = [names.sounds[x] for x in labels if not isinstance(names.sounds.get(x, ""), str)]
+    if learned:
+        # A rule that sets no enter for a custom sound uses the sound's calibrated threshold
+        # (and a release below it); an explicit enter or release wins.
+        if "enter" not in t.data:
+            v["enter"] = min(snd.threshold for snd in learned)
+        if "release" not in t.data:
+            enter = v["enter"] if isinstance(v.get("enter"), float) else default(Rule, "enter")
+            v["release"] = min(min(snd.release for snd in learned), enter)
     return build(Rule, **v)
 
 
@@ -114,9 +124,32 @@ def _labels(t: Table, names: "Names") -> tuple[str, ...]:
         found = names.resolve(entry)
         if found is None:
             t.bad(f"labels[{j}]", names.unknown(entry, groups=True))
-        else:
-            resolved.extend(x for x in found if x not in resolved)
+            continue
+        for x in found:
+            if (why := names.sound_problem(x)) is not None:
+                t.bad(f"labels[{j}]", f'custom sound "{x}" cannot be used: {why}')
+        resolved.extend(x for x in found if x not in resolved)
     return tuple(resolved)
+
+
+def _find_sound(name: str, into: dict) -> bool:
+    """Whether ``name`` is a learned sound; loads it (or the reason it is unusable) into ``into``."""
+    from edgekit.detect.heads import check_name
+    from edgekit.detect.sound_store import find_sound, load_sound
+    from edgekit.errors import SoundError, SoundNotFoundError
+
+    try:
+        check_name(name)
+        find_sound(name)
+    except SoundError:  # not a sound name, or no such sound: a model label then
+        return False
+    try:
+        into[name] = load_sound(name)
+    except SoundNotFoundError:
+        return False
+    except SoundError as exc:
+        into[name] = str(exc)
+    return True
 
 
 def _gpio_action(t: Table, base: Path) -> GpioAction | None:
@@ -144,7 +177,12 @@ def _gpio_action(t: Table, base: Path) -> GpioAction | None:
 
 
 class Names:
-    """Rule and group entries -> model display names: groups by exact name, labels case-folded."""
+    """Rule and group entries -> model display names: groups by exact name, labels case-folded.
+
+    A custom sound (``edgekit sounds learn``) is named like a label. Its name, written exactly
+    (sound names are lower case), wins over a case-insensitive match of a model label, so
+    ``"doorbell"`` is the user's doorbell once one is learned, and ``"Doorbell"`` stays YAMNet's.
+    """
 
     def __init__(self, labels: Sequence[str] | None, groups: dict[str, tuple[str, ...]]):
         self.labels = tuple(labels) if labels is not None else None
@@ -152,8 +190,21 @@ class Names:
         self.folded = {}
         for name in self.labels or ():
             self.folded.setdefault(name.casefold(), name)
+        self.sounds: dict[str, object] = {}  # name -> Sound, or the reason it cannot be used
+        self._looked: dict[str, bool] = {}
+
+    def is_sound(self, name: str) -> bool:
+        if name not in self._looked:
+            self._looked[name] = _find_sound(name, self.sounds)
+        return self._looked[name]
+
+    def sound_problem(self, name: str) -> str | None:
+        found = self.sounds.get(name)
+        return found if isinstance(found, str) else None
 
     def label(self, name: str) -> str | None:
+        if self.is_sound(name):
+            return name
         if self.labels is None:
             return name  # nothing to check against: taken as written
         return self.folded.get(name.casefold())
