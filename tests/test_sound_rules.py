@@ -140,3 +140,20 @@ def test_classify_shows_the_sound_beside_the_labels(env, tmp_path, capsys):
     assert max(w["sounds"]["beeper"] for w in speech["windows"]) < 0.5
     assert cli(["classify", "--model", "yamnet", "--sounds", "beeper", str(clip)]) == 1  # learned on another model
     assert "learned on yamnet_spectra_in.tflite" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_rule_that_names_a_custom_sound(env, tmp_path, capsys):
+    from edgekit.audio.files import read_audio
+
+    speech = read_audio(DATA / "audio" / "speech.wav")
+    alarm = _alarms()[2][: 6 * RATE]
+    clip = tmp_path / "scene.wav"
+    sf.write(clip, np.concatenate([speech, alarm, speech]), RATE, subtype="PCM_16")
+    onset = len(speech) / RATE
+    tsv = tmp_path / "truth.tsv"
+    tsv.write_text(f"filename\tonset\toffset\tevent_label\nscene.wav\t{onset:.2f}\t{onset + 6:.2f}\talarm\n")
+    config = write_config(tmp_path / "a.toml", "beeper")
+    out = tmp_path / "ev.json"
+    assert cli(["evaluate", "--config", str(config), "--annotations", str(tsv), "--json", str(out), str(clip)]) == 0
+    rule = json.loads(out.read_text())["rules"]["alarm"]
+    assert (rule["events"], rule["detected"], rule["false_alarms"]) == (1, 1, 0)

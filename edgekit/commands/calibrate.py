@@ -41,7 +41,7 @@ def run(args) -> int:
     from edgekit.daemon.config import load_config
     from edgekit.errors import CalibrationError, EvaluationError
     from edgekit.evaluate.calibrate import check_background, fit_rule, toml_snippet, write_config
-    from edgekit.evaluate.runner import model_for, parse_map, scores_for
+    from edgekit.evaluate.runner import labels_for, model_for, parse_map, scores_for
     from edgekit.evaluate.soundscape import MixSpec, audio_files, build
 
     examples = parse_map(args.examples)
@@ -78,7 +78,7 @@ def run(args) -> int:
     fitted = {}
     for rule in config.rules:
         ref = [e for e in reference if e.label == rule.name]
-        fitted[rule.name] = fit_rule(rule, model.labels, background, args.target_fa_per_hour,
+        fitted[rule.name] = fit_rule(rule, labels_for(config, model), background, args.target_fa_per_hour,
                                      ex_scores if ref else None, ref)
     print(f"{'rule':<18} {'enter':>5} {'release':>7} {'smoothing':>10} {'hold':>5} {'FA':>3} {'FA/h':>5} "
           f"{'recall':>6} {'examples':>8}")

@@ -45,7 +45,7 @@ def table(ev) -> str:
 def run(args) -> int:
     from edgekit.daemon.config import load_config
     from edgekit.evaluate.annotations import read_annotations
-    from edgekit.evaluate.runner import evaluate, model_for, parse_map
+    from edgekit.evaluate.runner import evaluate, labels_for, model_for, parse_map
 
     mapping = parse_map(args.map)
     annotations = read_annotations(args.annotations, args.audio)
@@ -65,6 +65,6 @@ def run(args) -> int:
     if args.plot:
         from edgekit.evaluate.plots import plot_evaluation
 
-        for path in plot_evaluation(ev, config, model.labels, args.plot, args.onset_collar, not args.no_offsets):
+        for path in plot_evaluation(ev, config, labels_for(config, model), args.plot, args.onset_collar, not args.no_offsets):
             print(f"wrote {path}")
     return 0

@@ -70,13 +70,15 @@ class _Recorder:
 
 
 def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: str = "fixed",
-               min_dbfs: float | None = None) -> tuple[Scores, list[Event]]:
-    """The daemon's path over a file at full speed: its scores and the events ``rules`` gave."""
-    from edgekit.detect.pipeline import Pipeline
+               min_dbfs: float | None = None, sounds: Sequence = ()) -> tuple[Scores, list[Event]]:
+    """The daemon's path over a file at full speed: its scores (the model's labels, then the
+    custom ``sounds``) and the events ``rules`` gave."""
+    from edgekit.detect.pipeline import Pipeline, labels_with_sounds
 
     hop = model.params.patch_hop_seconds
-    recorder = _Recorder(Detector(rules, model.labels, hop))
-    pipe = Pipeline(model, recorder, frontend, min_dbfs)
+    labels = labels_with_sounds(model.labels, sounds)
+    recorder = _Recorder(Detector(rules, labels, hop))
+    pipe = Pipeline(model, recorder, frontend, min_dbfs, sounds=sounds)
     events: list[Event] = []
     pushed = 0
     for block in iter_audio(path):  # block by block: memory does not grow with the file
@@ -84,7 +86,7 @@ def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: st
         events += pipe.push(block)
     events += pipe.flush()
     events += pipe.close()
-    n = len(model.labels)
+    n = len(labels)
     rows = np.zeros((len(recorder.rows), n), np.float32)
     gated = np.zeros(len(recorder.rows), bool)
     for i, r in enumerate(recorder.rows):

@@ -76,13 +76,32 @@ def model_for(config, hop: float | None = None):
 
     m = config.model
     params = FeatureParams().with_hop(hop or config.audio.hop_seconds)
-    return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params)
+    return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params,
+                      embedding=bool(config.sounds))
+
+
+def sounds_for(config, model) -> tuple:
+    """The custom sounds the config's rules name, checked against the model (as the daemon does)."""
+    from edgekit.detect.sound_store import load_sound
+
+    sounds = tuple(load_sound(name) for name in config.sounds)
+    for snd in sounds:
+        snd.check_model(model)
+    return sounds
+
+
+def labels_for(config, model) -> tuple[str, ...]:
+    """What the detector's scores stand for: the model's labels, then the rules' custom sounds."""
+    from edgekit.detect.pipeline import labels_with_sounds
+
+    return labels_with_sounds(model.labels, sounds_for(config, model))
 
 
 def _cache_key(path: str, model, config) -> str:
     st = Path(path).stat()
     key = f"v3|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
-          f"{config.model.frontend}|{config.audio.min_dbfs}"
+          f"{config.model.frontend}|{config.audio.min_dbfs}|" \
+          + "|".join(f"{n}:{Path(snd.path).stat().st_mtime_ns}" for n, snd in zip(config.sounds, sounds_for(config, model)))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -94,8 +113,9 @@ def scores_for(path: str, model, config, cache_dir: str | Path | None = None):
         cached = Path(cache_dir) / f"{_cache_key(path, model, config)}.npz"
         if cached.is_file():
             s = Scores.load(cached)
-            return s, replay(s, config.rules, model.labels)
-    s, events = score_file(model, path, config.rules, config.model.frontend, config.audio.min_dbfs)
+            return s, replay(s, config.rules, labels_for(config, model))
+    s, events = score_file(model, path, config.rules, config.model.frontend, config.audio.min_dbfs,
+                           sounds_for(config, model))
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         s.save(cached)
