@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SoundError, SoundModelMismatchError
+from edgekit.errors import SoundError, SoundModelMismatchError
+from edgekit.models.zoo import sha256_file as file_sha256
 
 FORMAT = "edgekit-sound"
 VERSION = 1
@@ -139,14 +140,6 @@ def stock_logit(scores: np.ndarray, indices) -> np.ndarray:
     """The logit of the best of the named stock labels' scores (clipped away from 0 and 1)."""
     p = np.clip(np.max(np.asarray(scores, np.float64)[:, list(indices)], axis=1), 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _digest(weights: np.ndarray, meta: dict) -> str:
