@@ -266,9 +266,12 @@ def test_udevadm_verify_rules():
 
 
 # -- edgekit service install -------------------------------------------------------------------------
-def test_source_dir_is_the_repository_folder(monkeypatch):
+def test_source_dir_is_the_package_data_the_repository_links_to(monkeypatch):
     monkeypatch.delenv("EDGEKIT_SYSTEMD_DIR", raising=False)
-    assert si.find_source_dir() == SYSTEMD
+    found = si.find_source_dir()
+    assert found == Path(si.__file__).parent / "systemd"  # importlib.resources: a wheel has it too
+    for name in ("edgekit.service", "60-edgetpu.rules", "edgekit.toml"):
+        assert (SYSTEMD / name).resolve() == (found / name).resolve()
 
 
 def test_source_dir_from_environment(monkeypatch, source):

@@ -22,7 +22,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,11 +74,11 @@ def candidate_dirs() -> list[Path]:
     env = os.environ.get("EDGEKIT_SYSTEMD_DIR")
     if env:
         dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parents[2] / "systemd")
-    data = sysconfig.get_path("data")
-    for base in dict.fromkeys([data, sys.prefix, sys.base_prefix, "/usr/local", "/usr"]):
-        if base:
-            dirs.append(Path(base) / "share" / "edgekit" / "systemd")
+    # Package data: the same files in a checkout (systemd/ links to them), an editable install
+    # and a wheel, read with importlib.resources.
+    from importlib.resources import files
+
+    dirs.append(Path(str(files("edgekit.daemon") / "systemd")))
     return dirs
 
 
@@ -96,7 +95,7 @@ def find_source_dir(explicit: str | os.PathLike | None = None) -> Path:
             return d
     raise ServiceInstallError(
         f"cannot find {UNIT_NAME}; looked in: {', '.join(map(str, searched))}. "
-        "Reinstall edgekit, or pass --source DIR (the repository's systemd/ folder)"
+        "Reinstall edgekit, or pass --source DIR (a folder with the unit, rules and example config)"
     )
 
 
