@@ -133,7 +133,7 @@ def build_actions(config, previous: Actions | None = None, *, log_fallback=None)
         if config.mqtt is not None and any(rule.mqtt for rule in config.rules):
             old = prev.get("mqtt")
             if old is not None and old.settings == config.mqtt:
-                before = tuple(old._rules.values())
+                before = tuple(old.rules.values())
                 old.reconfigure(config.rules)
                 undo.append(lambda old=old, before=before: old.reconfigure(before))
                 parts.append(old)

@@ -8,17 +8,15 @@ Topics, with ``base = <topic_prefix>/<device_id>``:
   (ids there reduced to [A-Za-z0-9_-]; re-sent when Home Assistant announces itself on
   ``<discovery_prefix>/status``)
 
-Delivery scheme. ``handle()`` only appends to our own bounded queue and wakes a sender thread;
-paho's network thread (``loop_start`` + ``connect_async``) owns the socket and reconnects with
-back-off. The sender hands a window of queued events to paho while connected; an event leaves
-the queue only when its PUBACK comes back (``on_publish`` with its mid). On every (re)connect,
-paho's own unacknowledged copies are dropped and the unacknowledged events are sent again from
-our queue, in order. So nothing is lost while the process lives and the queue has room
-(the oldest are dropped, and counted, when it is full); an event whose PUBACK was lost with the
-connection is sent twice, which is what QoS 1 means. With ``qos = 0`` an event counts as sent
-once written to the socket. State transitions are published in order while connected but
-not queued while the broker is away: every connect re-publishes availability, discovery and
-the current state, so the retained state is always the latest.
+Delivery scheme. ``handle()`` only appends to our own bounded queue
+(:class:`~edgekit.actions.mqtt_outbox.Outbox`) and wakes a sender thread; paho's network thread
+(``loop_start`` + ``connect_async``) owns the socket and reconnects with back-off. The sender
+hands a window of queued events to paho while connected; an event leaves the queue only when
+its PUBACK comes back (``on_publish`` with its mid). On every (re)connect, paho's own
+unacknowledged copies are dropped and the unacknowledged events are sent again from our queue,
+in order. With ``qos = 0`` an event counts as sent once written to the socket. State
+transitions are not queued while the broker is away: every connect re-publishes availability,
+discovery and the current state (:class:`~edgekit.actions.mqtt_retained.Retained`).
 
 Across a config reload (:meth:`MqttPublisher.reconfigure`, :meth:`MqttPublisher.adopt`), an
 unchanged ``[mqtt]`` keeps the publisher and its connection; a changed one hands the events
@@ -31,35 +29,20 @@ message lock while running ``on_publish``, which takes ours.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from itertools import count
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from edgekit.errors import MqttError
 from edgekit.detect.events import Event
 from edgekit.actions.settings import MqttSettings, Rule
 from edgekit.actions import event_json
-from edgekit.actions.mqtt_connect import Client, explain_connect_error
-from edgekit.actions.mqtt_topics import OFF, OFFLINE, ON, ONLINE, Topics, check_level as _check_level
+from edgekit.actions.mqtt_connect import explain_connect_error, make_client
+from edgekit.actions.mqtt_outbox import Msg, Outbox
+from edgekit.actions.mqtt_retained import Retained
+from edgekit.actions.mqtt_topics import OFFLINE, Topics, check_level as _check_level, mqtt_rules
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class _Msg:
-    seq: int
-    rule: str
-    topic: str
-    payload: str
 
 
 class MqttPublisher(Topics):
@@ -82,71 +65,36 @@ class MqttPublisher(Topics):
         start: bool = True,
     ):
         self.settings = s = settings
-        self._rules = self._check_rules(rules)
+        chosen = mqtt_rules(rules)
         prefix = _check_level("[mqtt] topic_prefix", s.topic_prefix, slash_ok=True)
         device = _check_level("[mqtt] device_id", s.device_id)
         self.base = f"{prefix}/{device}"
         self.availability_topic = f"{self.base}/availability"
-        self.window = max(1, window)
-        self.queue_size = max(1, s.queue_size)
+        self._outbox = Outbox(s.queue_size, window)
+        self.window = self._outbox.window
+        self.queue_size = self._outbox.size
         self.flush_seconds = flush_seconds
 
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: deque[_Msg] = deque()  # not yet handed to paho on this connection
-        self._inflight: dict[int, _Msg] = {}  # handed to paho, waiting for the PUBACK; by mid
-        self._early_acks: set[int] = set()  # PUBACKs that beat the sender to recording the mid
-        self._publishing = False
-        self._in_batch = 0  # events the sender is handing to paho: in neither container meanwhile
-        self._seq = count()
-        self._state = {name: OFF for name in self._rules}
-        self._state_out: list[tuple[str, str]] = []  # transitions to publish, in order
-        self._announce = False
+        self._retained = Retained(self, chosen)
+        self._cond = threading.Condition(threading.Lock())  # guards the outbox, _retained and all below
         self._connected = False
         self._gen = 0  # bumped on every connect and disconnect: marks stale sends
         self._stopping = False
         self._closed = False
         self._error: str | None = None
         self._drop_logged = False
-        self.sent = self.dropped = 0
 
-        client = Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id or f"edgekit-{device}",
-            protocol=mqtt.MQTTv311,
-        )
-        client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            try:
-                client.tls_set(ca_certs=s.ca_certs, certfile=s.certfile, keyfile=s.keyfile)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise MqttError(f"[mqtt] TLS files unusable ({exc}); check ca_certs, certfile and keyfile") from exc
-        client.will_set(self.availability_topic, OFFLINE, qos=s.qos, retain=True)
-        client.reconnect_delay_set(*reconnect_delay)
+        client = make_client(s, s.client_id or f"edgekit-{device}", self.availability_topic, reconnect_delay)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        try:
-            if not 0 < s.port < 65536:  # paho lets it through, then its thread dies of OverflowError
-                raise ValueError(f"port {s.port} is not 1..65535")
-            client.connect_async(s.host, s.port, s.keepalive)  # only checks and stores; no network yet
-        except ValueError as exc:
-            raise MqttError(f"[mqtt] host/port/keepalive unusable: {exc}") from exc
         self._client = client
         self._sender = threading.Thread(target=self._run, name="edgekit-mqtt-sender", daemon=True)
         self._started = False
         if start:
             self.start()
-
-    @staticmethod
-    def _check_rules(rules: Iterable[Rule]) -> dict[str, Rule]:
-        chosen = {r.name: r for r in rules if r.mqtt}
-        for name in chosen:
-            _check_level("rule name", name)
-        return chosen
 
     def start(self) -> None:
         """Start the sender and paho's network thread (which connects, and reconnects)."""
@@ -156,41 +104,23 @@ class MqttPublisher(Topics):
         self._sender.start()
         self._client.loop_start()
 
-    def _announcements(self) -> list[tuple[str, str]]:
-        out = [(self.availability_topic, ONLINE)]
-        if self.settings.homeassistant_discovery:
-            out += [(self.discovery_topic(n), json.dumps(self.discovery_config(r))) for n, r in self._rules.items()]
-        return out
-
     # -- the detection loop's side --------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        if event.rule not in self._rules or self._closed:
+        if event.rule not in self._retained.rules or self._closed:
             return
-        msg = _Msg(next(self._seq), event.rule, self.event_topic(event.rule), event_json(event))
+        topic, payload = self.event_topic(event.rule), event_json(event)
         with self._cond:
-            if self._backlog() >= self.queue_size and (self._pending or self._inflight):
-                if self._pending:
-                    self._pending.popleft()
-                else:  # queue_size <= window: everything is on the wire; forget the oldest
-                    self._inflight.pop(next(iter(self._inflight)))
-                self.dropped += 1
-                if not self._drop_logged:
-                    log.warning("MQTT queue full (%d events): dropping the oldest", self.queue_size)
-                    self._drop_logged = True
-            self._pending.append(msg)
-            if event.kind in ("start", "end"):
-                self._state[event.rule] = ON if event.kind == "start" else OFF
-                if self._connected:  # otherwise the next connect publishes the current state
-                    self._state_out.append((event.rule, self._state[event.rule]))
+            if self._outbox.add(event.rule, topic, payload) and not self._drop_logged:
+                log.warning("MQTT queue full (%d events): dropping the oldest", self.queue_size)
+                self._drop_logged = True
+            self._retained.change(event.rule, event.kind, self._connected)
             self._cond.notify_all()
 
     # -- the sender thread ----------------------------------------------------------------
 
     def _has_work(self) -> bool:
-        return self._connected and bool(
-            self._announce or self._state_out or (self._pending and len(self._inflight) < self.window)
-        )
+        return self._connected and (self._retained.due() or self._outbox.sendable())
 
     def _run(self) -> None:
         while True:
@@ -200,52 +130,20 @@ class MqttPublisher(Topics):
                 if self._stopping:
                     return
                 gen = self._gen
-                batch: list[tuple[str, str, bool, _Msg | None]] = []
-                if self._announce:
-                    batch += [(t, p, True, None) for t, p in self._announcements()]
-                    self._announce = False
-                batch += [(self.state_topic(r), value, True, None) for r, value in self._state_out]
-                self._state_out.clear()
-                for _ in range(min(len(self._pending), self.window - len(self._inflight))):
-                    m = self._pending.popleft()
-                    batch.append((m.topic, m.payload, False, m))
-                self._publishing = True
-                self._in_batch = sum(m is not None for *_, m in batch)
-            sent = []
+                batch: list[tuple[str, str, bool, Msg | None]] = [(t, p, True, None) for t, p in self._retained.take()]
+                batch += [(m.topic, m.payload, False, m) for m in self._outbox.begin_batch()]
+            sent = []  # the events paho took, with their mids
             for topic, payload, retain, msg in batch:
                 try:
                     info = self._client.publish(topic, payload, qos=self.settings.qos, retain=retain)
                 except Exception as exc:  # e.g. an oversized payload: skip it rather than jam the queue
                     log.error("MQTT publish to %s failed: %s", topic, exc)
                     continue
-                sent.append((msg, info.mid))
+                if msg is not None:
+                    sent.append((msg, info.mid))
             with self._cond:
-                self._publishing = False
-                self._in_batch = 0
-                stale = []
-                for msg, mid in sent:
-                    if msg is None:
-                        continue
-                    if gen != self._gen:
-                        stale.append(msg)  # the connection changed under us: send again on the new one
-                    elif mid in self._early_acks:
-                        self.sent += 1
-                    else:
-                        self._inflight[mid] = msg
-                self._early_acks.clear()
-                if stale:
-                    self._pending = deque(sorted((*stale, *self._pending), key=lambda m: m.seq))
+                self._outbox.end_batch(sent, stale=gen != self._gen)
                 self._cond.notify_all()
-
-    def _backlog(self) -> int:
-        return len(self._pending) + len(self._inflight) + self._in_batch
-
-    def _requeue_inflight(self) -> None:
-        # Caller holds the lock. In-flight events are older than any pending one.
-        if self._inflight:
-            self._pending.extendleft(sorted(self._inflight.values(), key=lambda m: m.seq, reverse=True))
-            self._inflight.clear()
-        self._early_acks.clear()
 
     # -- paho callbacks (network thread) --------------------------------------------------
 
@@ -266,11 +164,10 @@ class MqttPublisher(Topics):
         with self._cond:
             self._connected = True
             self._gen += 1
-            self._requeue_inflight()
-            self._announce = True
-            self._state_out = list(self._state.items())
+            self._outbox.requeue_inflight()
+            self._retained.announce()
             self._drop_logged = False
-            backlog = len(self._pending)
+            backlog = len(self._outbox.pending)
             self._cond.notify_all()
         log.info("MQTT %s:%s: connected; %d queued events to send", self.settings.host, self.settings.port, backlog)
         self._set_error(None)
@@ -284,25 +181,21 @@ class MqttPublisher(Topics):
         with self._cond:
             was_connected, self._connected = self._connected, False
             self._gen += 1
-            self._requeue_inflight()
+            self._outbox.requeue_inflight()
             self._cond.notify_all()
         if was_connected:
             self._set_error(f"connection lost ({reason_code}); events are queued until it returns")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cond:
-            if self._inflight.pop(mid, None) is not None:
-                self.sent += 1
+            if self._outbox.ack(mid):
                 self._cond.notify_all()
-            elif self._publishing:
-                self._early_acks.add(mid)
 
     def _on_message(self, client, userdata, message) -> None:
         # Home Assistant's birth message: it has restarted and wants the configs again.
         if message.payload == b"online":
             with self._cond:
-                self._announce = True
-                self._state_out = list(self._state.items())
+                self._retained.announce()
                 self._cond.notify_all()
 
     # -- the daemon's side ----------------------------------------------------------------
@@ -313,13 +206,9 @@ class MqttPublisher(Topics):
         States of rules that stay are kept (a sounding alarm stays ON); new rules start OFF; the
         discovery configs are announced again, so Home Assistant learns of new rules.
         """
-        chosen = self._check_rules(rules)  # raises before anything changes
+        chosen = mqtt_rules(rules)  # raises before anything changes
         with self._cond:
-            self._rules = chosen
-            self._state = {name: self._state.get(name, OFF) for name in chosen}
-            if self._connected:
-                self._announce = True
-                self._state_out = list(self._state.items())
+            self._retained.follow(chosen, self._connected)
             self._cond.notify_all()
 
     def adopt(self, old: MqttPublisher) -> None:
@@ -331,26 +220,24 @@ class MqttPublisher(Topics):
         handed = old._hand_over(same_availability=old.availability_topic == self.availability_topic
                                 and (old.settings.host, old.settings.port) == (self.settings.host, self.settings.port))
         with self._cond:
-            for name in self._state:
-                if name in old._state:
-                    self._state[name] = old._state[name]
-            moved = [_Msg(next(self._seq), m.rule, self.event_topic(m.rule), m.payload) for m in handed]
-            excess = len(moved) + self._backlog() - self.queue_size
-            if excess > 0:
-                moved = moved[excess:]
-                self.dropped += excess
-            self._pending.extendleft(reversed(moved))
+            self._retained.carry(old._retained)
+            moved = self._outbox.adopt(handed, self.event_topic)
             self._cond.notify_all()
         if handed:
-            log.info("MQTT: %d queued events moved to the reloaded [mqtt] settings", len(moved))
+            log.info("MQTT: %d queued events moved to the reloaded [mqtt] settings", moved)
 
-    def _hand_over(self, same_availability: bool) -> list[_Msg]:
+    def _hand_over(self, same_availability: bool) -> list[Msg]:
         """Stop, as :meth:`close`, but return the events not yet acknowledged instead of losing them."""
         return self._shutdown(hand_over=True, say_offline=not same_availability)
 
     def describe(self) -> str:
         s = self.settings
-        return f"MQTT {s.host}:{s.port} {self.base}/event/<rule> ({', '.join(self._rules) or 'no rules'})"
+        return f"MQTT {s.host}:{s.port} {self.base}/event/<rule> ({', '.join(self.rules) or 'no rules'})"
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        """The rules this publisher follows (those with ``mqtt = true``), by name."""
+        return self._retained.rules
 
     @property
     def connected(self) -> bool:
@@ -359,22 +246,31 @@ class MqttPublisher(Topics):
     @property
     def queued(self) -> int:
         with self._cond:
-            return self._backlog()
+            return self._outbox.backlog()
+
+    @property
+    def sent(self) -> int:
+        return self._outbox.sent
+
+    @property
+    def dropped(self) -> int:
+        return self._outbox.dropped
 
     def wait_connected(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._connected and not self._announce, timeout)
+            return self._cond.wait_for(lambda: self._connected and not self._retained.announcing, timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued event is acknowledged (while connected); True when none is left."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._backlog() or self._stopping, timeout) and not self._backlog()
+            backlog = self._outbox.backlog
+            return self._cond.wait_for(lambda: not backlog() or self._stopping, timeout) and not backlog()
 
     def close(self) -> None:
         """Flush for up to ``flush_seconds``, publish "offline", disconnect. Idempotent."""
         self._shutdown(hand_over=False, say_offline=True)
 
-    def _shutdown(self, hand_over: bool, say_offline: bool) -> list[_Msg]:
+    def _shutdown(self, hand_over: bool, say_offline: bool) -> list[Msg]:
         if self._closed:
             return []
         self._closed = True
@@ -387,11 +283,8 @@ class MqttPublisher(Topics):
             self._cond.notify_all()
         if self._started:
             self._sender.join(timeout=5)
-        with self._cond:  # the sender has stopped: whatever it handed to paho is in _inflight now
-            self._requeue_inflight()
-            left = list(self._pending)
-            if hand_over:
-                self._pending.clear()
+        with self._cond:  # the sender has stopped: whatever it handed to paho is in flight now
+            left = self._outbox.take_all(clear=hand_over)
         if connected and say_offline:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=self.settings.qos, retain=True)
             try:
@@ -410,6 +303,6 @@ class MqttPublisher(Topics):
             state = "connected" if self._connected else "closed" if self._closed else "down"
             if self._error and not self._connected and not self._closed:
                 state += f" ({self._error})"
-            queued = self._backlog()
+            queued = self._outbox.backlog()
             where = f"{self.settings.host}:{self.settings.port}"
             return f"mqtt {where} {state}, {self.sent} sent, {queued} queued, {self.dropped} dropped"

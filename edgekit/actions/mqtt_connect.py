@@ -1,4 +1,4 @@
-"""Why an MQTT connection attempt failed, in words: paho's client, remembering the reason.
+"""paho's client for the publisher: built from ``[mqtt]``, and saying why a connection failed.
 
 paho's network thread catches the OSError of a failed attempt and calls ``on_connect_fail``
 without it, so every failure used to read "cannot reach the broker", a certificate that fails
@@ -11,6 +11,11 @@ import socket
 import ssl
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgekit.errors import MqttError
+from edgekit.actions.settings import MqttSettings
+from edgekit.actions.mqtt_topics import OFFLINE
 
 
 class Client(mqtt.Client):
@@ -31,6 +36,31 @@ class Client(mqtt.Client):
             raise
         self.last_connect_error = None
         return result
+
+
+def make_client(s: MqttSettings, client_id: str, will_topic: str, reconnect_delay: tuple[float, float]) -> Client:
+    """A client set up from ``[mqtt]`` (credentials, TLS, last will, back-off), not yet connected.
+
+    Bad settings raise :class:`MqttError` here, at start-up or reload, not later in paho's thread.
+    """
+    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
+    if s.username:
+        client.username_pw_set(s.username, s.password)
+    if s.tls:
+        try:
+            client.tls_set(ca_certs=s.ca_certs, certfile=s.certfile, keyfile=s.keyfile)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise MqttError(f"[mqtt] TLS files unusable ({exc}); check ca_certs, certfile and keyfile") from exc
+    client.will_set(will_topic, OFFLINE, qos=s.qos, retain=True)
+    client.reconnect_delay_set(*reconnect_delay)
+    try:
+        if not 0 < s.port < 65536:  # paho lets it through, then its thread dies of OverflowError
+            raise ValueError(f"port {s.port} is not 1..65535")
+        client.connect_async(s.host, s.port, s.keepalive)  # only checks and stores; no network yet
+    except ValueError as exc:
+        raise MqttError(f"[mqtt] host/port/keepalive unusable: {exc}") from exc
+    return client
 
 
 def explain_connect_error(exc: OSError | None, host: str, port: int) -> str:

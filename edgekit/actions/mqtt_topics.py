@@ -24,6 +24,14 @@ def check_level(what: str, value: str, slash_ok: bool = False) -> str:
     return value
 
 
+def mqtt_rules(rules) -> dict[str, Rule]:
+    """The rules to publish (``mqtt = true``), by name; a name unusable in a topic raises MqttError."""
+    chosen = {r.name: r for r in rules if r.mqtt}
+    for name in chosen:
+        check_level("rule name", name)
+    return chosen
+
+
 def device_class(rule: Rule) -> str:
     text = " ".join((rule.name, *rule.labels)).lower()
     return "smoke" if "smoke" in text or "fire alarm" in text else "sound"

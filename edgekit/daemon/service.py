@@ -8,11 +8,8 @@ SIGTERM during start-up stops cleanly with status 0.
 READY=1 is sent once the model is loaded and audio flows; WATCHDOG=1 comes from the processing
 loop itself, so a stalled loop gets killed and restarted by systemd.
 
-A reload keeps what did not change: rules that are equal keep their detector state (a sounding
-alarm stays one event), the audio stream keeps going when the model and front end are the
-same (else the new detector's ``stream_offset`` carries the clock on), and unchanged actions
-are reused (:func:`edgekit.actions.build_actions` with ``previous``). Changed or removed rules
-end their open events through the running actions before the new ones take over.
+The reload itself is :func:`edgekit.daemon.reload.reload`; it builds the new parts with the
+builders here and swaps them into this service.
 """
 
 from __future__ import annotations
@@ -26,9 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
 from edgekit.detect.events import Event
 from edgekit.daemon import signals
+from edgekit.daemon.reload import reload
 from edgekit.daemon.notify import Notifier
 from edgekit.daemon.preflight import preflight
 from edgekit.params import FeatureParams
@@ -205,7 +202,7 @@ class Service:
             self.notifier.watchdog()
             if self._reload.is_set():
                 self._reload.clear()
-                self._do_reload()
+                reload(self)
             # Wake when the next window is complete (or every 0.25 s for the watchdog), not for
             # every audio block: at a 0.48 s hop that is 2 wake-ups a second instead of 20-50.
             block = self.source.read(timeout=0.25, want=self.pipeline.samples_wanted())
@@ -266,64 +263,6 @@ class Service:
             log.warning("audio input has been all zeros for %.0f s: is the microphone muted or the wrong device?",
                         now - self._silent_since)
             self._silence_warned = True
-
-    def _do_reload(self) -> None:
-        if self._ready:  # before READY systemd is not waiting for a reload to finish
-            self.notifier.reloading()
-        old = self.config
-        try:
-            new = self._load_config(labels=self.model.labels)
-            model = self.model
-            if (new.model != old.model or new.audio.hop_seconds != old.audio.hop_seconds
-                    or bool(new.sounds) != model.has_embedding):
-                model = self._load_model(new)
-                new = self._load_config(labels=model.labels)
-            detector = self._detector(new, model)
-            # The same model, front end and gate: keep the stream (and its half-filled window).
-            keep_stream = model is self.model and (new.model.frontend, new.audio.min_dbfs) == (
-                old.model.frontend, old.audio.min_dbfs) and [s.name for s in self._next_sounds] == [
-                s.name for s in self.pipeline.sounds]
-            pipeline = self.pipeline if keep_stream else self._pipeline(new, model, detector)
-            source = self.source
-            if new.audio.source != old.audio.source or new.audio.device != old.audio.device:
-                source = self._open_source(new)
-        except EdgekitError as exc:
-            self._reject(exc)
-            return
-        before = self.pipeline.detector
-        # Carried: rules equal in detection and in their actions (a rule whose pin moved ends
-        # on the old pin and starts afresh on the new one).
-        same = {r.name for r in new.rules if r in set(old.rules)}
-        carried = detector.carry_over(before, names=same)
-        detector.stream_offset = self.stream_time if not keep_stream else before.stream_offset
-        # Rules that changed or went away end their open events through the running actions
-        # (their level output drops, their MQTT state goes OFF); carried ones go on untouched.
-        self._dispatch(before.close(time.monotonic(), time.time(), self.pipeline.stream_seconds, keep=carried))
-        try:
-            actions = self._actions(new, previous=self.actions)
-        except EdgekitError as exc:  # the running actions are left as they were
-            if source is not self.source:
-                source.stop()
-            self._reject(exc)
-            return
-        if source is not self.source:
-            self.source.stop()
-        if keep_stream:
-            pipeline.detector = detector
-            pipeline.sounds = self._next_sounds  # the same names, read again (perhaps learned anew)
-        else:
-            self._earlier_windows += self.pipeline.stats.windows
-            self._earlier_gated += self.pipeline.stats.gated
-        self.config, self.model, self.pipeline, self.actions, self.source = new, model, pipeline, actions, source
-        kept = f"; {len(carried)} unchanged rule(s) carried over" if carried else ""
-        log.warning("config reloaded from %s: %d rule(s)%s", self.config_path, len(new.rules), kept)
-        if self._ready:
-            self.notifier.ready(self.status_line())
-
-    def _reject(self, exc: Exception) -> None:
-        log.error("reload rejected, keeping the running config: %s", exc)
-        if self._ready:
-            self.notifier.ready(self.status_line())
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
