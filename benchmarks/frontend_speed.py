@@ -136,7 +136,7 @@ def agreement(data: Path, sample: int, quant, old_ref, params: FeatureParams) ->
     """Fixed codes against quantise(float log-mel) for the float path and for the float64
     reference of commit --before (numpy rfft of the whole frame, full mel matrix: the textbook
     computation), on every shared recording, the raw test audio and ``sample`` events clips."""
-    from edgekit.frontend.fixed import quantise
+    from edgekit.quant import quantise
 
     fixed = FixedFrontend(quant, params)
     clips = sorted(p for p in (data / "audio").iterdir() if p.suffix.lower() in (".wav", ".ogg", ".flac"))

@@ -56,7 +56,8 @@ def test_check_prints_the_expected_document(host_check):
     assert env["numpy"] == __import__("numpy").__version__
     assert HEX64.match(env["edgekit"]["source_sha256"])
 
-    from edgekit.frontend.fixed import FixedFrontend, InputQuant
+    from edgekit.frontend.fixed import FixedFrontend
+    from edgekit.quant import InputQuant
 
     fe = doc["frontend"]
     assert HEX64.match(fe["constants_sha256"]) and set(fe["constants"]) == set(
@@ -100,7 +101,8 @@ def test_check_hashes_the_constant_tables(host_check):
 
     import numpy as np
 
-    from edgekit.frontend.fixed import FixedFrontend, InputQuant
+    from edgekit.frontend.fixed import FixedFrontend
+    from edgekit.quant import InputQuant
 
     doc, _, _ = host_check
     tables = FixedFrontend(InputQuant(**doc["frontend"]["input_quant"])).constants()

@@ -12,7 +12,8 @@ import pytest
 
 import logmel_oracle as oracle
 from edgekit.frontend import reference, spectrum, tables
-from edgekit.frontend.fixed import FixedFrontend, InputQuant, dequantise, quantise
+from edgekit.frontend.fixed import FixedFrontend
+from edgekit.quant import InputQuant, dequantise, quantise
 from edgekit.params import FeatureParams
 
 DATA = Path(os.environ.get("EDGEKIT_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.daemon import install as si
+from edgekit.daemon.exec_checks import hidden_paths
 from edgekit.errors import ConfigError
 
 from conftest import absent
@@ -399,13 +400,13 @@ def test_default_exec_is_the_running_edgekit(tmp_path, monkeypatch):
 
 
 def test_exec_under_home_is_refused_for_a_real_install(tmp_path):
-    assert si.hidden_paths("/home/pi/.local/bin/edgekit")
-    assert si.hidden_paths("/root/.local/bin/edgekit")
-    assert not si.hidden_paths("/opt/edgekit/bin/edgekit")
+    assert hidden_paths("/home/pi/.local/bin/edgekit")
+    assert hidden_paths("/root/.local/bin/edgekit")
+    assert not hidden_paths("/opt/edgekit/bin/edgekit")
     # A script whose #! interpreter lives in a home directory (pyenv, uv) is refused too.
     script = tmp_path / "edgekit"
     script.write_text("#!/home/pi/.pyenv/versions/3.11.7/bin/python3.11\n")
-    assert Path("/home/pi/.pyenv/versions/3.11.7/bin/python3.11") in si.hidden_paths(str(script))
+    assert Path("/home/pi/.pyenv/versions/3.11.7/bin/python3.11") in hidden_paths(str(script))
     lines = []
     assert si.install(prefix="/", exec_path="/home/pi/.local/bin/edgekit", dry_run=True, out=lambda *_: None,
                       err=lines.append) == 1
@@ -439,11 +440,11 @@ def test_an_exec_the_unit_cannot_see_is_refused_with_the_fix(exe, setting, dry_r
 
 def test_what_is_hidden_comes_from_the_unit(source):
     unit = (source / "edgekit.service").read_text()
-    assert si.hidden_paths("/tmp/edgekit", unit) == [Path("/tmp/edgekit")]
+    assert hidden_paths("/tmp/edgekit", unit) == [Path("/tmp/edgekit")]
     unit = unit.replace("PrivateTmp=yes", "PrivateTmp=no").replace("ProtectHome=yes", "ProtectHome=read-only")
-    assert si.hidden_paths("/tmp/edgekit", unit) == [] and si.hidden_paths("/home/pi/edgekit", unit) == []
+    assert hidden_paths("/tmp/edgekit", unit) == [] and hidden_paths("/home/pi/edgekit", unit) == []
     # DynamicUser=yes alone implies PrivateTmp=yes
-    assert si.hidden_paths("/tmp/edgekit", "[Service]\nDynamicUser=yes\n") == [Path("/tmp/edgekit")]
+    assert hidden_paths("/tmp/edgekit", "[Service]\nDynamicUser=yes\n") == [Path("/tmp/edgekit")]
 
 
 @pytest.fixture

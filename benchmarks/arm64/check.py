@@ -52,7 +52,8 @@ import numpy as np  # noqa: E402
 import edgekit  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.frontend import reference  # noqa: E402
-from edgekit.frontend.fixed import FixedFrontend, quantise  # noqa: E402
+from edgekit.frontend.fixed import FixedFrontend  # noqa: E402
+from edgekit.quant import quantise  # noqa: E402
 from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
 from edgekit.models.runtime import runtime_info  # noqa: E402

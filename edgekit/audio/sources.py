@@ -113,8 +113,6 @@ def list_devices() -> list[dict]:
 
 def resolve_input_device(spec: str | int | None) -> int | None:
     """A device index from an index or a case-insensitive name substring; None = the default."""
-    import sounddevice as sd
-
     if spec is None or spec == "":
         return None
     devices = list_devices()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ConfigError, EdgekitError
-from edgekit.daemon.exec_checks import config_secret_warning, exec_problems, hidden_paths  # noqa: F401 (API)
+from edgekit.daemon.exec_checks import config_secret_warning, exec_problems
 
 UNIT_NAME = "edgekit.service"
 RULES_NAME = "60-edgetpu.rules"

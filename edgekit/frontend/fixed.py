@@ -31,7 +31,7 @@ import numpy as np
 from edgekit.frontend import reference, tables
 from edgekit.frontend.spectrum import MelSpectrum
 from edgekit.params import FeatureParams
-from edgekit.quant import InputQuant, dequantise, quantise  # noqa: F401 (re-exported)
+from edgekit.quant import InputQuant
 
 _INT = np.int64
 
