@@ -30,16 +30,6 @@ def to_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def to_mono_16k(samples: np.ndarray, rate: int, target_rate: int = TARGET_RATE) -> np.ndarray:
-    """[n] or [n, channels] float -> [m] float32 mono at ``target_rate`` (soxr, high quality)."""
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32)
-    if rate != target_rate:
-        x = soxr.resample(x, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
-    return x
-
-
 def _wav_declared_frames(path: Path, block_align: int) -> int | None:
     """Frames a RIFF/WAVE header's data chunk promises, or None when it is not a plain WAV.
 

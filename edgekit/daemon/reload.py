@@ -33,12 +33,13 @@ def reload(svc: Service) -> None:
                 or bool(new.sounds) != model.has_embedding):
             model = svc._load_model(new)
             new = svc._load_config(labels=model.labels)
-        detector = svc._detector(new, model)
+        sounds = svc._sounds(new, model)  # read afresh: a sound may have been learned again
+        detector = svc._detector(new, model, sounds)
         # The same model, front end and gate: keep the stream (and its half-filled window).
         keep_stream = model is svc.model and (new.model.frontend, new.audio.min_dbfs) == (
-            old.model.frontend, old.audio.min_dbfs) and [s.name for s in svc._next_sounds] == [
+            old.model.frontend, old.audio.min_dbfs) and [s.name for s in sounds] == [
             s.name for s in svc.pipeline.sounds]
-        pipeline = svc.pipeline if keep_stream else svc._pipeline(new, model, detector)
+        pipeline = svc.pipeline if keep_stream else svc._pipeline(new, model, detector, sounds)
         source = svc.source
         if new.audio.source != old.audio.source or new.audio.device != old.audio.device:
             source = svc._open_source(new)
@@ -65,7 +66,7 @@ def reload(svc: Service) -> None:
         svc.source.stop()
     if keep_stream:
         pipeline.detector = detector
-        pipeline.sounds = svc._next_sounds  # the same names, read again (perhaps learned anew)
+        pipeline.sounds = sounds  # the same names, read again (perhaps learned anew)
     else:
         svc._earlier_windows += svc.pipeline.stats.windows
         svc._earlier_gated += svc.pipeline.stats.gated

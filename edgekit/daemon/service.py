@@ -125,18 +125,18 @@ class Service:
             log.info("custom sounds: %s", ", ".join(f"{s.name} ({s.path})" for s in out))
         return tuple(out)
 
-    def _detector(self, cfg: Config, model):
+    @staticmethod
+    def _detector(cfg: Config, model, sounds):
         from edgekit.detect.detector import Detector
         from edgekit.detect.pipeline import labels_with_sounds
 
-        self._next_sounds = self._sounds(cfg, model)
-        return Detector([r.detection for r in cfg.rules], labels_with_sounds(model.labels, self._next_sounds),
+        return Detector([r.detection for r in cfg.rules], labels_with_sounds(model.labels, sounds),
                         cfg.audio.hop_seconds)
 
-    def _pipeline(self, cfg: Config, model, detector):
+    def _pipeline(self, cfg: Config, model, detector, sounds):
         from edgekit.detect.pipeline import Pipeline
 
-        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs, sounds=self._next_sounds)
+        pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs, sounds=sounds)
         if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
             pipeline.on_window = self._log_window
         return pipeline
@@ -184,7 +184,8 @@ class Service:
                 return 0
             self.model = self._load_model(cfg)
             self.config = cfg = self._load_config(labels=self.model.labels)
-            self.pipeline = self._pipeline(cfg, self.model, self._detector(cfg, self.model))
+            sounds = self._sounds(cfg, self.model)
+            self.pipeline = self._pipeline(cfg, self.model, self._detector(cfg, self.model, sounds), sounds)
             if self._stopping():
                 return 0
             self.actions = self._actions(cfg)

@@ -20,10 +20,10 @@ from typing import Sequence
 from edgekit.daemon.config import sections
 from edgekit.daemon.config.reader import Table
 from edgekit.daemon.config.rules import Names, groups, rules, suggest_labels
-from edgekit.daemon.settings import Config, ModelSettings
-from edgekit.errors import ConfigError, EdgekitError, ModelNotFoundError
+from edgekit.daemon.settings import Config
+from edgekit.errors import ConfigError
 
-__all__ = ["InvalidConfig", "load_config", "model_labels", "parse_config", "read_toml", "suggest_labels"]
+__all__ = ["InvalidConfig", "load_config", "parse_config", "read_toml", "suggest_labels"]
 SECTIONS = tuple(sections.SECTION_TYPES)
 
 
@@ -86,38 +86,3 @@ def parse_config(data: dict, labels: Sequence[str] | None = None, source: str = 
     used = tuple(dict.fromkeys(x for r in found for x in r.labels if x in names.sounds))
     return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, source_path=source,
                   sounds=used)
-
-
-def model_labels(data: dict, base_dir: str | os.PathLike | None = None) -> tuple[tuple[str, ...] | None, str]:
-    """The labels of the model a raw config names, and where they came from (or why there are none).
-
-    For ``edgekit config check``, which may run where the model is not installed yet: a class
-    map where the model would be is good enough, and no labels at all only skips that check.
-    """
-    from edgekit.models.labels import find_sidecar_labels, load_labels
-    from edgekit.models.labels import model_labels as resolve_labels
-    from edgekit.models.paths import model_dirs, resolve_model
-    from edgekit.models.tflite import read_graph_file
-
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    problems: list[str] = []
-    settings = sections.model(Table(data.get("model"), "model", problems, ModelSettings), base)
-    if any(p.startswith(("model.model", "model.labels")) for p in problems):
-        return None, "labels not checked: [model] names no usable model or labels file"
-    try:
-        if settings.labels:
-            return load_labels(settings.labels), f"labels from {settings.labels}"
-        try:
-            path = resolve_model(settings.model)
-        except ModelNotFoundError as exc:
-            spec = Path(settings.model)
-            dirs = [spec.parent] if sections.looks_like_path(settings.model) else model_dirs()
-            for d in dirs:
-                sidecar = find_sidecar_labels(d / (spec.stem + ".tflite"))
-                if sidecar:
-                    return load_labels(sidecar), f"labels from {sidecar}"
-            return None, f"labels not checked: {exc}"
-        names, where = resolve_labels(path, *read_graph_file(path))
-        return names, f"labels from {where}" if names else f"labels not checked: {where}"
-    except EdgekitError as exc:
-        return None, f"labels not checked: {exc}"
