@@ -117,6 +117,30 @@ def test_events_carry_rule_label_peak_and_times():
     assert set(start.as_dict()) >= {"kind", "rule", "label", "score", "peak", "t_mono", "t_wall", "stream_time"}
 
 
+def test_an_occurrence_has_one_id_shared_by_its_start_and_end():
+    import uuid
+
+    det = Detector([rule(name="smoke", release=0.2)], LABELS, 0.5)
+    events = feed(det, [0.0, 0.9, 0.9, 0.0, 0.9, 0.0, 0.9], 0.5, close=True)
+    assert [e.kind for e in events] == ["start", "end"] * 3
+    ids = [e.id for e in events]
+    assert ids[0::2] == ids[1::2]  # each end joins its start
+    assert len(set(ids)) == 3  # and every occurrence is new
+    for i in ids:
+        u = uuid.UUID(i)
+        assert u.version == 7 and u.variant == uuid.RFC_4122
+    assert all(json_id in e.as_dict()["id"] for e, json_id in zip(events, ids))
+
+
+def test_id_survives_a_reload_carry_over():
+    det = Detector([rule(name="smoke", release=0.2)], LABELS, 0.5)
+    (start,) = feed(det, [0.9], 0.5)
+    fresh = Detector([rule(name="smoke", release=0.2)], LABELS, 0.5)
+    fresh.carry_over(det)
+    (end,) = fresh.close(1001.0, 1.7e9 + 1, 1.0)
+    assert end.kind == "end" and end.id == start.id
+
+
 def test_label_is_the_best_over_a_min_duration_wait():
     det = Detector([rule(min_duration=1.5)], LABELS, 0.5)
     events = feed(det, [window(0.6), window(0.9), window(0.7, 0.8)], 0.5)

@@ -296,3 +296,53 @@ def test_rejects_bad_input(frontend):
         InputQuant(scale=0.0, zero_point=0)
     with pytest.raises(ValueError):
         InputQuant(scale=0.1, zero_point=200)
+
+
+def _armv7l_ldexp(real):
+    """numpy's ldexp as it resolves on armv7l (32-bit Pi OS), where a C long is 32 bits: only
+    int32-or-narrower exponents find a loop; an int64 exponent raises the TypeError seen there."""
+
+    def ldexp(x, e, *args, **kwargs):
+        e = np.asarray(e)
+        if e.dtype.kind in "iu" and e.dtype.itemsize > 4:
+            raise TypeError(f"ufunc 'ldexp' not supported for the input types ({e.dtype} exponent, "
+                            f"as on armv7l where a C long is 32 bits)")
+        return real(x, e, *args, **kwargs)
+
+    return ldexp
+
+
+@pytest.mark.parametrize("exponent_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8])
+def test_pow2_takes_every_integer_dtype_where_long_is_32_bits(monkeypatch, exponent_dtype):
+    monkeypatch.setattr(np, "ldexp", _armv7l_ldexp(np.ldexp))
+    e = np.arange(0, 60 if exponent_dtype != np.int8 else 40, dtype=exponent_dtype)
+    got = spectrum.pow2(e)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, [2.0**int(k) for k in e])
+    np.testing.assert_array_equal(spectrum.pow2(-e.astype(np.int64)), [2.0**-int(k) for k in e])
+    with pytest.raises(TypeError):
+        spectrum.pow2(np.array([1.5]))
+
+
+def test_fixed_front_end_runs_where_long_is_32_bits(frontend, quant, monkeypatch):
+    """The armv7l crash (issue 19), without emulation: the fixed path, batch and streaming (what
+    ``Listener(frontend="fixed")`` runs), under armv7l's ldexp loop table gives the same codes."""
+    from edgekit.frontend.stream import StreamingFrontend
+
+    x = np.random.default_rng(19).integers(-20000, 20000, 16000 * 2).astype(np.int16)
+    want = frontend.waveform_to_codes(x)
+    monkeypatch.setattr(np, "ldexp", _armv7l_ldexp(np.ldexp))
+    np.testing.assert_array_equal(frontend.waveform_to_codes(x), want)
+    stream = StreamingFrontend.fixed(quant)
+    patches = stream.push(x[:7000]) + stream.push(x[7000:]) + stream.flush()
+    assert patches and all(p.features.dtype == np.int8 for p in patches)
+
+
+def test_every_ldexp_goes_through_pow2():
+    """A lint: an ``np.ldexp`` written elsewhere would bring the armv7l crash back."""
+    root = Path(spectrum.__file__).resolve().parents[1]
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if "ldexp(" in line and not line.lstrip().startswith(("#", "numpy", "``"))
+                 and p.name != "spectrum.py"]
+    assert offenders == [], f"call spectrum.pow2 instead of np.ldexp: {offenders}"

@@ -34,7 +34,7 @@ class _Track:
     """One rule's state; plain Python floats, because n is small and this runs every hop."""
 
     __slots__ = ("rule", "index", "buf", "pos", "active", "since", "below_since", "start_time",
-                 "label", "best", "peak")
+                 "label", "best", "peak", "event_id")
 
     def __init__(self, rule: Rule, index: list[int]):
         self.rule = rule
@@ -46,6 +46,7 @@ class _Track:
         self.buf[:] = other.buf
         self.pos, self.active, self.since, self.below_since = other.pos, other.active, other.since, other.below_since
         self.start_time, self.label, self.best, self.peak = other.start_time, other.label, other.best, other.peak
+        self.event_id = other.event_id
 
     def reset(self) -> None:
         # A fresh track assumes silence before it: a moving average starts from zeros.
@@ -58,6 +59,7 @@ class _Track:
         self.label = ""
         self.best = -1.0
         self.peak = 0.0
+        self.event_id = ""
 
     def smooth(self, score: float) -> tuple[float, bool, bool]:
         """(smoothed score, start condition, end condition) after one more window."""
@@ -216,11 +218,13 @@ class Detector:
         t.active, t.start_time, t.below_since = True, now, None
         if not t.label:  # only gated windows so far (cannot happen with enter > 0)
             t.label = self.labels[t.index[0]]
-        return Event("start", r.name, t.label, smoothed, t.peak, t_mono, t_wall, now)
+        event = Event("start", r.name, t.label, smoothed, t.peak, t_mono, t_wall, now)
+        t.event_id = event.id  # the end carries the start's id
+        return event
 
     @staticmethod
     def _end(t: _Track, t_mono: float, t_wall: float, now: float) -> Event:
         event = Event("end", t.rule.name, t.label, t.peak, t.peak, t_mono, t_wall, now,
-                      duration=max(0.0, now - t.start_time))
+                      duration=max(0.0, now - t.start_time), id=t.event_id)
         t.active, t.since, t.below_since, t.best, t.label, t.peak = False, None, None, -1.0, "", 0.0
         return event

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from edgekit.frontend import reference, tables
-from edgekit.frontend.spectrum import MelSpectrum
+from edgekit.frontend.spectrum import MelSpectrum, pow2
 from edgekit.params import FeatureParams
 from edgekit.quant import InputQuant
 
@@ -87,7 +87,7 @@ class FixedFrontend:
         out = self._spectrum.stages(x, keep=keep)
         # float64 integers below 2**53 all along, so every step is exact: a power-of-two scale
         # (a right shift by 9..33 bits, e <= 24), rounding to the nearest (ties to even), + offset.
-        y = out["mel"] * np.ldexp(1.0, out["exponent"] + _MEL_Q - self._spectrum.scale_bits)[:, None]
+        y = out["mel"] * pow2(out["exponent"] + _MEL_Q - self._spectrum.scale_bits)[:, None]
         np.rint(y, out=y)
         y += self._offset  # [F, 64], mel + 0.001 in Q32, < 2**45
         out["codes"] = self._codes(y)

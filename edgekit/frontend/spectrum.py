@@ -73,6 +73,20 @@ _GEMM_FRAMES = 20
 _GROUPED_FROM = 16
 
 
+
+def pow2(exponent: np.ndarray) -> np.ndarray:
+    """2.0 ** exponent as float64, exactly, for integer exponents of any integer dtype.
+
+    numpy's ``ldexp`` has loops for a C ``int`` and a C ``long`` exponent only. A C ``long`` is
+    64 bits on x86_64 and aarch64 but 32 bits on armv7l (32-bit Pi OS), where an int64 exponent
+    finds no loop and raises ``TypeError: ufunc 'ldexp' not supported for the input types``.
+    ``np.intc`` (the C ``int``) exists on every platform; the exponents here are within +-64.
+    Every ``ldexp`` of the package goes through this function (a test keeps it so)."""
+    e = np.asarray(exponent)
+    if e.dtype.kind not in "iu":
+        raise TypeError(f"pow2 takes integer exponents, not {e.dtype}")
+    return np.ldexp(1.0, e.astype(np.intc))
+
 class MelSpectrum:
     """int16 frames [F, window] -> (mel [F, bands] float64 integers, exponent [F] int64);
     band j of frame f is ``mel[f, j] * 2**exponent[f]``."""
@@ -143,7 +157,7 @@ class MelSpectrum:
         peak = np.maximum(dft.max(axis=(0, 2), initial=0.0), -dft.min(axis=(0, 2), initial=0.0))  # [F]
         tmp = ws.scratch  # shares memory with parts, which is not needed any more
         exponent = np.maximum(np.frexp(peak)[1] - 1 - (PEAK_BITS - 1), 0).astype(np.int64)  # msb - 28
-        np.multiply(dft, np.ldexp(1.0, -exponent)[:, None], out=tmp)  # exact: a power of two
+        np.multiply(dft, pow2(-exponent)[:, None], out=tmp)  # exact: a power of two
         np.rint(tmp, out=tmp)  # to the nearest integer, ties to even: exact
         block = ws.block
         np.copyto(block, tmp, casting="unsafe")  # |.| <= 2**29, integers: exact
