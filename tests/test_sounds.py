@@ -17,7 +17,8 @@ from edgekit.errors import ExamplesError, SoundError, SoundModelMismatchError, S
 from edgekit.sounds.bank import load_bank
 from edgekit.sounds.examples import activity, check_examples, positive_windows
 from edgekit.sounds.logreg import fit_logistic
-from edgekit.detect.heads import EmbeddingSpec, Sound, load_sound_file, save_sound
+from edgekit.detect.heads import EmbeddingSpec, Sound, save_sound
+from edgekit.detect.sound_file import load_sound_file
 from edgekit.detect.sound_store import find_sound, list_sounds, load_sound, remove_sound, sound_dirs, sound_path
 
 RATE = 16000

@@ -70,12 +70,9 @@ def _windows(model, path, frontend, embedding: bool):
 
 def _sounds(names, model) -> list:
     """The custom sounds asked for, checked against the model they were learned on."""
-    from edgekit.detect.sound_store import load_sound
+    from edgekit.detect.sound_store import load_sounds
 
-    sounds = [load_sound(n) for n in names]
-    for snd in sounds:
-        snd.check_model(model)
-    return sounds
+    return list(load_sounds(names, model))
 
 
 def _check_not_silent(path) -> None:

@@ -124,7 +124,7 @@ def _learn(args) -> int:
 
 
 def _describe(name: str, path: Path) -> dict:
-    from ..detect.heads import load_sound_file
+    from ..detect.sound_file import load_sound_file
 
     try:
         s = load_sound_file(path)
@@ -181,7 +181,7 @@ def _test(args) -> int:
 
     sound = load_sound(args.name)
     embedder = Embedder(args.model or Path(sound.spec.model).stem)
-    sound.check_model(embedder)
+    sound.check_model(embedder.model)
     failures = 0
     for path in audio_files(args.files):
         try:

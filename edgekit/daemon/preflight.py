@@ -40,6 +40,33 @@ class ModelFacts:
         return f"model {self.path} ({self.kind}, {self.classes} classes; {where})"
 
 
+def load_sounds_for(source: str, names, model) -> tuple:
+    """The config's custom sounds through the one loader (:func:`edgekit.detect.sound_store.load_sounds`),
+    a bad one a ConfigError with the same message for ``config check``, ``run`` (exit 78) and a reload."""
+    from edgekit.detect.sound_store import load_sounds
+    from edgekit.errors import SoundError
+
+    try:
+        return load_sounds(names, model)
+    except SoundError as exc:
+        raise ModelConfigError(source, "rules", str(exc)) from None
+
+
+def _sound_host(source: str, path: Path, classes: int):
+    """What a sound is checked against, read from the model file (no interpreter is built)."""
+    from types import SimpleNamespace
+
+    from edgekit.models.embedding import embedding_tensor
+    from edgekit.models.tflite import read_graph_file
+
+    try:
+        graph = read_graph_file(path)[0]
+        dims = graph.tensors[embedding_tensor(graph)].elements
+    except EdgekitError as exc:
+        raise ModelConfigError(source, "model.model", f"custom sounds cannot run on {path.name}: {exc}") from None
+    return SimpleNamespace(path=path, embedding_dims=dims, num_classes=classes)
+
+
 def preflight(config_path: str, cfg: Config) -> ModelFacts:
     """Everything about ``cfg.model`` that would stop ``run``, as a :class:`ConfigError`."""
     from edgekit.daemon.config import load_config
@@ -76,15 +103,6 @@ def preflight(config_path: str, cfg: Config) -> ModelFacts:
         labels_source, names = None, tuple(f"class {i}" for i in range(classes))  # as the loaded model names them
     checked = load_config(config_path, labels=names)  # rule labels: the same call run makes
     if checked.sounds:  # learned on this model? (an Edge TPU model runs them on its CPU twin)
-        from types import SimpleNamespace
-
-        from edgekit.detect.sound_store import load_sound
-        from edgekit.errors import SoundError
-
         body = (edgetpu_twin(path) or path) if graph.is_edgetpu else path
-        for name in checked.sounds:
-            try:
-                load_sound(name).check_model(SimpleNamespace(path=body))
-            except SoundError as exc:
-                raise ModelConfigError(source, "rules", f"custom sound {name!r}: {exc}") from None
+        load_sounds_for(source, checked.sounds, _sound_host(source, body, classes))
     return ModelFacts(path, kind, classes, names, labels_source, checked)

@@ -107,23 +107,15 @@ class Service:
         return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params,
                           embedding=bool(cfg.sounds))
 
-    @staticmethod
-    def _sounds(cfg: Config, model) -> tuple:
-        """The custom sounds the rules name, read afresh (a reload picks up a sound learned again)."""
-        from edgekit.detect.sound_store import load_sound
-        from edgekit.errors import ConfigError, SoundError
+    def _sounds(self, cfg: Config, model) -> tuple:
+        """The custom sounds the rules name, read afresh (a reload picks up a sound learned again);
+        a bad one is a config error (exit 78; at a reload the running config is kept)."""
+        from edgekit.daemon.preflight import load_sounds_for
 
-        out = []
-        for name in cfg.sounds:
-            try:
-                snd = load_sound(name)
-                snd.check_model(model)
-            except SoundError as exc:  # a config that names it cannot run: EX_CONFIG, like a bad label
-                raise ConfigError(f"custom sound {name!r}: {exc}") from None
-            out.append(snd)
+        out = load_sounds_for(self.config_path, cfg.sounds, model)
         if out:
             log.info("custom sounds: %s", ", ".join(f"{s.name} ({s.path})" for s in out))
-        return tuple(out)
+        return out
 
     @staticmethod
     def _detector(cfg: Config, model, sounds):

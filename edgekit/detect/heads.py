@@ -3,8 +3,9 @@
 Here, below the daemon, so that rules and the detector can score a custom sound like a label;
 learning one (``edgekit.sounds``) sits above.
 
-The file is a ``.npz`` (numpy's zip of arrays, read with ``allow_pickle=False``: nothing in it can
-run code) holding ``weights`` and one JSON document ``meta``. The JSON carries the format
+The file is a ``.npz`` (numpy's zip of arrays; nothing in it can run code) holding ``weights`` and
+one JSON document ``meta``, written here and read, bounded and checked field by field, by
+:mod:`edgekit.detect.sound_file`. The JSON carries the format
 version, the threshold, the SHA-256 of the model file the embedding came from, the embedding
 spec, a training summary and a digest over everything else, so a corrupted or hand-edited file
 is refused instead of silently detecting the wrong thing.
@@ -17,7 +18,6 @@ import io
 import json
 import math
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +114,13 @@ class Sound:
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def check_model(self, model) -> None:
-        """Refuse a model other than the one this sound was trained on (by file hash)."""
+        """Refuse a model this sound cannot run on: another file than it was learned on (by hash), or
+        one whose embedding size or class count does not fit the head (a forged file can claim a
+        model's hash; this is what keeps it from failing at the first window instead).
+
+        ``model``: anything with ``path`` and, where known, ``sha256``, ``embedding_dims`` and
+        ``num_classes`` (a loaded :class:`~edgekit.models.model.Model`, or the preflight's facts).
+        """
         digest = getattr(model, "sha256", None) or file_sha256(Path(model.path))
         if digest != self.spec.model_sha256:
             raise SoundModelMismatchError(
@@ -122,6 +128,19 @@ class Sound:
                 f"but the model in use is {Path(model.path).name} (sha256 {digest[:12]}…); learn it again "
                 f"with this model: edgekit sounds learn {self.name} --model {model.path} --examples ..."
             )
+        dims, classes = getattr(model, "embedding_dims", None), getattr(model, "num_classes", None)
+        again = f"; learn it again: edgekit sounds learn {self.name} --model {model.path} --examples ..."
+        if dims is not None and dims != self.spec.dims:
+            raise SoundModelMismatchError(f"sound {self.name!r} takes a {self.spec.dims}-d embedding, but "
+                                          f"{Path(model.path).name} gives a {dims}-d one{again}")
+        if classes is not None:
+            if "scores" in self.spec.features and classes != CLASSES:
+                raise SoundModelMismatchError(f"sound {self.name!r} reads {CLASSES} class scores, but "
+                                              f"{Path(model.path).name} has {classes} classes{again}")
+            if any(not 0 <= i < classes for i in self.spec.stock_indices):
+                raise SoundModelMismatchError(f"sound {self.name!r} names class indices "
+                                              f"{list(self.spec.stock_indices)}, but {Path(model.path).name} "
+                                              f"has {classes} classes{again}")
 
 
 def feature_matrix(emb: np.ndarray, scores: np.ndarray | None, stock: tuple[int, ...], kind: str) -> np.ndarray:
@@ -175,43 +194,3 @@ def save_sound(sound: Sound, path: Path) -> Path:
     tmp.write_bytes(buf.getvalue())
     tmp.replace(path)  # atomic: a daemon reloading never sees half a file
     return path
-
-
-def load_sound_file(path: Path) -> Sound:
-    path = Path(path)
-
-    def bad(why: str) -> SoundError:
-        return SoundError(f"{path}: {why}; learn the sound again with `edgekit sounds learn`")
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            weights = np.asarray(z["weights"], np.float32)
-            meta = json.loads(str(z["meta"]))
-    except FileNotFoundError:
-        raise SoundError(f"{path}: no such sound file") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-        raise bad(f"not a readable sound file ({type(exc).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise bad("not an edgekit sound file")
-    if meta.get("version") != VERSION:
-        raise SoundError(f"{path}: sound file version {meta.get('version')} is not supported by this edgekit "
-                         f"(it reads version {VERSION}); learn the sound again or upgrade edgekit")
-    if meta.get("digest") != _digest(weights, meta):
-        raise bad("the file is corrupted or was edited (its digest does not match its contents)")
-    try:
-        s = meta["spec"]
-        spec = EmbeddingSpec(
-            model=str(s["model"]), model_sha256=str(s["model_sha256"]), hop_seconds=float(s["hop_seconds"]),
-            frontend=str(s["frontend"]), dims=int(s["dims"]), stock_labels=tuple(s["stock_labels"]),
-            stock_indices=tuple(int(i) for i in s["stock_indices"]), features=str(s["features"]),
-        )
-        if spec.features not in FEATURES:
-            raise ValueError(f"unknown features {spec.features!r}")
-        sound = Sound(name=check_name(meta["name"]), weights=weights, bias=float(meta["bias"]),
-                      threshold=float(meta["threshold"]), spec=spec, summary=dict(meta.get("summary", {})),
-                      path=path)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise bad(f"missing or malformed field ({exc})") from None
-    if weights.shape != (spec.width,) or not np.all(np.isfinite(weights)):
-        raise bad(f"weights of shape {weights.shape} do not fit a {spec.dims}-d embedding")
-    return sound

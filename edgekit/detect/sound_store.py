@@ -14,7 +14,8 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import SoundError, SoundNotFoundError
-from .heads import SUFFIX, Sound, check_name, load_sound_file
+from .heads import SUFFIX, Sound, check_name
+from .sound_file import load_sound_file
 
 SERVICE_SOUNDS_DIR = Path("/var/lib/edgekit/sounds")
 
@@ -60,6 +61,22 @@ def load_sound(name_or_path: str | os.PathLike) -> Sound:
     if text.endswith(SUFFIX) or os.sep in text:
         return load_sound_file(Path(text))
     return load_sound_file(find_sound(text))
+
+
+def load_sounds(names, model) -> tuple[Sound, ...]:
+    """The named sounds, each read and checked completely and then against ``model`` (its hash,
+    embedding size and classes): the one loader behind ``config check``, ``run``, a reload,
+    ``evaluate`` and ``classify``, so what one accepts the others accept, and nothing accepted
+    can fail at the first window. A SoundError names the sound."""
+    out = []
+    for name in names:
+        try:
+            snd = load_sound(name)
+            snd.check_model(model)
+        except SoundError as exc:
+            raise type(exc)(f"custom sound {name!r}: {exc}") from None
+        out.append(snd)
+    return tuple(out)
 
 
 def list_sounds() -> list[tuple[str, Path]]:

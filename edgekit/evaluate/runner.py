@@ -82,12 +82,9 @@ def model_for(config, hop: float | None = None):
 
 def sounds_for(config, model) -> tuple:
     """The custom sounds the config's rules name, checked against the model (as the daemon does)."""
-    from edgekit.detect.sound_store import load_sound
+    from edgekit.detect.sound_store import load_sounds
 
-    sounds = tuple(load_sound(name) for name in config.sounds)
-    for snd in sounds:
-        snd.check_model(model)
-    return sounds
+    return load_sounds(config.sounds, model)
 
 
 def labels_for(config, model) -> tuple[str, ...]:

@@ -110,6 +110,11 @@ class Model:
     def has_embedding(self) -> bool:
         return self._emb is not None
 
+    @property
+    def embedding_dims(self) -> int | None:
+        """The embedding's size (YAMNet: 1024), for a model loaded with ``embedding=True``; else None."""
+        return int(np.prod(self._emb["shape"])) if self._emb is not None else None
+
     def embedding(self) -> np.ndarray:
         """The embedding of the window last run (float32), for a model loaded with ``embedding=True``."""
         if self._emb is None:

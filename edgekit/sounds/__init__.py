@@ -6,7 +6,8 @@ daemon can use it: ``load_sound(name)`` gives a :class:`Sound` with ``.threshold
 ``.score(window_result)`` and ``.check_model(model)``.
 """
 
-from ..detect.heads import Sound, load_sound_file
+from ..detect.heads import Sound
+from ..detect.sound_file import load_sound_file
 from ..detect.sound_store import find_sound, list_sounds, load_sound, sound_dirs
 
 __all__ = ["Sound", "find_sound", "list_sounds", "load_sound", "load_sound_file", "sound_dirs"]
