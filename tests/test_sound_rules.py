@@ -67,7 +67,7 @@ speed = "max"
 hop_seconds = 0.2
 [[rules]]
 name = "alarm"
-labels = ["{label}"]
+{'labels' if any(c.isupper() or c in ' ,' for c in label) else 'sounds'} = ["{label}"]
 {enter}
 hold = 2.0
 {f'[log]{chr(10)}path = "{log}"' if log else ''}
@@ -82,7 +82,7 @@ def test_rule_without_enter_takes_the_sounds_threshold(env, tmp_path, spectra_mo
     cfg = load_config(write_config(tmp_path / "a.toml", "beeper"), labels=spectra_model.labels)
     assert cfg.sounds == ("beeper",)
     rule = cfg.rules[0]
-    assert rule.labels == ("beeper",)
+    assert rule.sounds == ("beeper",) and rule.labels == ()
     assert (rule.enter, rule.release) == (snd.threshold, snd.release) and snd.release < snd.threshold
     explicit = load_config(write_config(tmp_path / "b.toml", "beeper", enter="enter = 0.8"), labels=spectra_model.labels)
     assert explicit.rules[0].enter == 0.8
@@ -97,7 +97,7 @@ def test_corrupt_sound_is_a_config_problem(env, tmp_path, spectra_model):
     bad = env / "broken.sound.npz"
     bad.write_bytes(b"PK\x03\x04 not really a sound")
     try:
-        with pytest.raises(ConfigError, match=r'rules\[0\].labels\[0\] \(rule "alarm"\): custom sound "broken" cannot be used: .*learn the sound again'):
+        with pytest.raises(ConfigError, match=r'rules\[0\].sounds\[0\] \(rule "alarm"\): learned sound "broken" cannot be used: .*learn the sound again'):
             load_config(write_config(tmp_path / "a.toml", "broken"), labels=spectra_model.labels)
     finally:
         bad.unlink()

@@ -40,4 +40,6 @@ def check(path: str) -> int:
     count = len(rules)
     print(f"{path}: ok ({count} rule{'s' if count != 1 else ''}: {', '.join(r.name for r in rules)})")
     print(f"  {facts.describe()}")
+    for snd in facts.sounds:  # where each was found: run under systemd looks in the service's directory
+        print(f"  learned sound {snd.name}: {snd.path} (threshold {snd.threshold:.2f})")
     return 0

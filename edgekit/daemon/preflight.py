@@ -32,6 +32,7 @@ class ModelFacts:
     labels: tuple[str, ...]  # what the detector will see ("class N" where the model has none)
     labels_source: str | None  # "embedded in NAME", a file, or None
     config: Config  # the config with its rule labels checked against ``labels``
+    sounds: tuple = ()  # the rules' learned sounds, read and checked against the model
 
     def describe(self) -> str:
         src = self.labels_source
@@ -104,5 +105,5 @@ def preflight(config_path: str, cfg: Config) -> ModelFacts:
     checked = load_config(config_path, labels=names)  # rule labels: the same call run makes
     if checked.sounds:  # learned on this model? (an Edge TPU model runs them on its CPU twin)
         body = (edgetpu_twin(path) or path) if graph.is_edgetpu else path
-        load_sounds_for(source, checked.sounds, _sound_host(source, body, classes))
-    return ModelFacts(path, kind, classes, names, labels_source, checked)
+        sounds = load_sounds_for(source, checked.sounds, _sound_host(source, body, classes))
+    return ModelFacts(path, kind, classes, names, labels_source, checked, sounds if checked.sounds else ())

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgekit.errors import ConfigError
 from edgekit.detect.events import Event
-from edgekit.detect.rules import Rule
+from edgekit.detect.rules import Rule, rule_indices
 
 _EPS = 1e-6  # stream times are sums of float hops; 0.1 * 10 must count as 1.0 s
 
@@ -101,21 +101,14 @@ class Detector:
         # (at 0 s) sets it to where the old one had got to, so event times never go backwards.
         self.stream_offset = float(stream_offset)
         self.labels = tuple(labels)
-        exact = {name: i for i, name in enumerate(self.labels)}
-        folded: dict[str, int] = {}
-        for i, name in enumerate(self.labels):
-            folded.setdefault(name.casefold(), i)
         self._tracks: list[_Track] = []
         gather: list[int] = []
         offsets: list[int] = []
         for rule in rules:
-            index = []
-            for name in rule.labels:
-                i = exact.get(name, folded.get(name.casefold()))
-                if i is None:
-                    raise ConfigError(f'rule "{rule.name}": label "{name}" is not one of the model\'s labels')
-                if i not in index:
-                    index.append(i)
+            index, missing = rule_indices(rule, self.labels)
+            if missing:
+                raise ConfigError(f'rule "{rule.name}": "{missing[0]}" is not one of the model\'s labels or the '
+                                  'learned sounds loaded')
             if not index:
                 raise ConfigError(f'rule "{rule.name}" has no labels')
             offsets.append(len(gather))

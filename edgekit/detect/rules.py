@@ -9,6 +9,7 @@ config reader checks TOML against them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from edgekit.schema import setting
 
@@ -19,8 +20,8 @@ _SCORE = "a number between 0 and 1, e.g. {}"
 @dataclass(frozen=True)
 class Rule:
     name: str = setting(hint='a short name of letters, digits, "_" or "-", e.g. "smoke_alarm"')
-    # Resolved display names of the model's labels (groups expanded).
-    labels: tuple[str, ...] = setting(hint='a list of label or group names, e.g. labels = ["alarm"]', kind="custom")
+    # Resolved display names of the model's labels (groups expanded); never a learned sound.
+    labels: tuple[str, ...] = setting((), hint='a list of label or group names, e.g. labels = ["alarm"]', kind="custom")
     # Smoothed score that starts an event, and below which it ends (hysteresis: release <= enter).
     enter: float = setting(0.5, hint=_SCORE.format(0.5), lo=0, hi=1)
     release: float = setting(0.3, hint=_SCORE.format(0.3), lo=0, hi=1)
@@ -33,3 +34,38 @@ class Rule:
     # Seconds the score must stay below release before the event ends: a beeping alarm's gaps
     # do not split it, so one alarm is one event (and no new start follows within hold).
     hold: float = setting(0.0, hint="a number of seconds between 0 and 3600, e.g. 5.0", lo=0, hi=3600)
+    # Learned sounds (``edgekit sounds learn``), by name: a key of their own, so that a missing
+    # sound is an error and never quietly resolves to a model label of the same letters.
+    sounds: tuple[str, ...] = setting((), hint='a list of learned sound names, e.g. sounds = ["doorbell"]',
+                                      kind="custom")
+
+
+def rule_indices(rule: Rule, names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """(indices into ``names``, names not found) for what ``rule`` watches.
+
+    ``names``: what each score stands for, the model's labels then the learned sounds
+    (:func:`edgekit.detect.pipeline.labels_with_sounds`). A label is matched exactly, else without
+    regard to case, at its first place (the model's); a sound exactly, at its last place (the
+    sounds come after the labels, so a model label spelt the same is never taken for it).
+    """
+    exact = {name: i for i, name in enumerate(names)}  # last place wins
+    first: dict[str, int] = {}
+    folded: dict[str, int] = {}
+    for i, name in enumerate(names):
+        first.setdefault(name, i)
+        folded.setdefault(name.casefold(), i)
+    index: list[int] = []
+    missing: list[str] = []
+    for name in rule.labels:
+        i = first.get(name, folded.get(name.casefold()))
+        if i is None:
+            missing.append(name)
+        elif i not in index:
+            index.append(i)
+    for name in rule.sounds:
+        i = exact.get(name)
+        if i is None:
+            missing.append(name)
+        elif i not in index:
+            index.append(i)
+    return index, missing

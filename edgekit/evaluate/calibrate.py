@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from edgekit.errors import CalibrationError
-from edgekit.detect.rules import Rule
+from edgekit.detect.rules import Rule, rule_indices
 from .annotations import Annotation
 from .metrics import RuleMetrics, rule_metrics
 from .replay import Scores, detections, replay
@@ -79,15 +79,13 @@ def check_background(hours: float, target_fa_per_hour: float) -> int:
 
 def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
     """The recording reduced to the rule's best label score per window, as one label "x"."""
-    exact = {n: i for i, n in enumerate(labels)}
-    folded = {n.casefold(): i for i, n in reversed(list(enumerate(labels)))}
-    idx = sorted({exact.get(n, folded.get(n.casefold())) for n in rule.labels} - {None})
+    idx = sorted(rule_indices(rule, labels)[0])
     col = scores.scores[:, idx].max(axis=1, keepdims=True) if idx else np.zeros((len(scores.end), 1), np.float32)
     return Scores(scores.end, col, scores.gated, scores.dbfs, scores.duration, scores.hop, scores.closed)
 
 
 def _one(rule: Rule) -> Rule:
-    return replace(rule, labels=("x",))
+    return replace(rule, labels=("x",), sounds=())
 
 
 def _dets(track: Scores, rule: Rule, name: str):
@@ -143,7 +141,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
             f"{hours * 60:.0f} min of background; its labels fire on this room's sounds (try other labels)"
         )
     _, cand, fa, m = best
-    fitted = replace(cand, labels=rule.labels)
+    fitted = replace(cand, labels=rule.labels, sounds=rule.sounds)
     return Fitted(fitted, fa, fa / hours, hours, m)
 
 

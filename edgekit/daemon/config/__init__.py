@@ -74,7 +74,9 @@ def parse_config(data: dict, labels: Sequence[str] | None = None, source: str = 
     names = Names(labels, named)
     for gname, members in named.items():
         for i, member in enumerate(members):
-            if names.label(member) is None:
+            if (why := names.learned_in_labels(member)) is not None:
+                problems.append(f"groups.{gname}[{i}]: {why}")
+            elif names.label(member) is None:
                 problems.append(f"groups.{gname}[{i}]: {names.unknown(member, groups=False)}")
     found = rules(top.get("rules"), problems, names, base)
     gpio = sections.gpio(top.table("gpio", sections.GpioSettings), base)
@@ -83,6 +85,6 @@ def parse_config(data: dict, labels: Sequence[str] | None = None, source: str = 
     top.finish()
     if problems:
         raise InvalidConfig(source, problems)
-    used = tuple(dict.fromkeys(x for r in found for x in r.labels if x in names.sounds))
+    used = tuple(dict.fromkeys(x for r in found for x in r.sounds))
     return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, source_path=source,
                   sounds=used)

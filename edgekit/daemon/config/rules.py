@@ -91,12 +91,14 @@ def _rule(t: Table, names: "Names", base: Path) -> Rule:
 
     v: dict[str, Any] = {}  # the hooks see the fields read before them
     t.read_all(base, then={"name": name, "labels": lambda _: _labels(t, names), "release": release, "n": n,
-                           "gpio": gpio}, into=v)
+                           "gpio": gpio, "sounds": lambda _: _sounds(t, names)}, into=v)
+    if "labels" not in t.data and "sounds" not in t.data:
+        t.bad("labels", 'is required: the model\'s classes to watch, e.g. labels = ["Smoke detector, smoke alarm"] '
+                        '(or name learned sounds in sounds = ["doorbell"])')
     t.finish()
     if not isinstance(v["name"], str):
         v["name"] = ""  # reported; the rule is still built so the checks between rules go on
-    labels = v.get("labels") if isinstance(v.get("labels"), tuple) else ()
-    learned = [names.sounds[x] for x in labels if not isinstance(names.sounds.get(x, ""), str)]
+    learned = [names.sounds[x] for x in v["sounds"] if not isinstance(names.sounds.get(x, ""), str)]
     if learned:
         # A rule that sets no enter for a custom sound uses the sound's calibrated threshold
         # (and a release below it); an explicit enter or release wins.
@@ -112,8 +114,7 @@ def _labels(t: Table, names: "Names") -> tuple[str, ...]:
     raw = t.get("labels")
     hint = t.specs["labels"].hint
     if raw is MISSING:
-        t.bad("labels", f"is required: {hint}")
-        return ()
+        return ()  # a rule of learned sounds only; a rule with neither is reported by _rule
     if isinstance(raw, str):
         raw = [raw]  # one name is a list of one
     if not _strings(raw) or not raw:
@@ -121,35 +122,50 @@ def _labels(t: Table, names: "Names") -> tuple[str, ...]:
         return ()
     resolved: list[str] = []
     for j, entry in enumerate(raw):
+        if (why := names.learned_in_labels(entry)) is not None:
+            t.bad(f"labels[{j}]", why)
+            continue
         found = names.resolve(entry)
         if found is None:
             t.bad(f"labels[{j}]", names.unknown(entry, groups=True))
             continue
-        for x in found:
-            if (why := names.sound_problem(x)) is not None:
-                t.bad(f"labels[{j}]", f'custom sound "{x}" cannot be used: {why}')
         resolved.extend(x for x in found if x not in resolved)
     return tuple(resolved)
 
 
-def _find_sound(name: str, into: dict) -> bool:
-    """Whether ``name`` is a learned sound; loads it (or the reason it is unusable) into ``into``."""
-    from edgekit.detect.heads import check_name
-    from edgekit.detect.sound_store import find_sound, load_sound
+def _sounds(t: Table, names: "Names") -> tuple[str, ...]:
+    """Learned sounds by name: each must exist and be usable, or the config is refused."""
+    raw = t.get("sounds")
+    if raw is MISSING:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not _strings(raw) or not raw:
+        t.bad("sounds", f"must be {t.specs['sounds'].hint}, got {show(raw)}")
+        return ()
+    out: list[str] = []
+    for j, entry in enumerate(raw):
+        found = names.sound(entry)
+        if isinstance(found, str):
+            t.bad(f"sounds[{j}]", found)
+        elif entry not in out:
+            out.append(entry)
+    return tuple(out)
+
+
+def _load_sound(name: str):
+    """The learned sound ``name`` (read and checked completely), or why it cannot be used."""
+    from edgekit.detect.sound_store import load_sound, sound_dirs
     from edgekit.errors import SoundError, SoundNotFoundError
 
     try:
-        check_name(name)
-        find_sound(name)
-    except SoundError:  # not a sound name, or no such sound: a model label then
-        return False
-    try:
-        into[name] = load_sound(name)
+        return load_sound(name)
     except SoundNotFoundError:
-        return False
+        return (f'no learned sound "{name}" (looked in {", ".join(map(str, sound_dirs()))}); teach it with '
+                f"`edgekit sounds learn {name} --examples CLIPS` (for the service: `sudo edgekit sounds learn "
+                f"{name} --service --examples CLIPS`), or take it out of the rule")
     except SoundError as exc:
-        into[name] = str(exc)
-    return True
+        return f'learned sound "{name}" cannot be used: {exc}'
 
 
 def _gpio_action(t: Table, base: Path) -> GpioAction | None:
@@ -179,9 +195,10 @@ def _gpio_action(t: Table, base: Path) -> GpioAction | None:
 class Names:
     """Rule and group entries -> model display names: groups by exact name, labels case-folded.
 
-    A custom sound (``edgekit sounds learn``) is named like a label. Its name, written exactly
-    (sound names are lower case), wins over a case-insensitive match of a model label, so
-    ``"doorbell"`` is the user's doorbell once one is learned, and ``"Doorbell"`` stays YAMNet's.
+    Learned sounds are named in a rule's ``sounds``, never in ``labels``: a name in ``labels``
+    that is also a learned sound is refused with the fix (move it to ``sounds``, or write the
+    model's label in its own case), so that a rule cannot mean the user's doorbell today and,
+    once that sound is removed, YAMNet's "Doorbell" tomorrow without anyone being told.
     """
 
     def __init__(self, labels: Sequence[str] | None, groups: dict[str, tuple[str, ...]]):
@@ -191,20 +208,37 @@ class Names:
         for name in self.labels or ():
             self.folded.setdefault(name.casefold(), name)
         self.sounds: dict[str, object] = {}  # name -> Sound, or the reason it cannot be used
-        self._looked: dict[str, bool] = {}
 
-    def is_sound(self, name: str) -> bool:
-        if name not in self._looked:
-            self._looked[name] = _find_sound(name, self.sounds)
-        return self._looked[name]
+    def sound(self, name: str):
+        """The learned sound ``name``, or a message saying why it cannot be used (read once)."""
+        from edgekit.detect.heads import check_name
+        from edgekit.errors import SoundError
 
-    def sound_problem(self, name: str) -> str | None:
-        found = self.sounds.get(name)
-        return found if isinstance(found, str) else None
+        if name not in self.sounds:
+            try:
+                check_name(name)
+            except SoundError as exc:
+                return str(exc)
+            self.sounds[name] = _load_sound(name)
+        return self.sounds[name]
+
+    def learned_in_labels(self, entry: str) -> str | None:
+        """Why ``entry`` (in ``labels``, or a group's member) may not stand there: it is a learned sound."""
+        from edgekit.detect.sound_store import find_sound
+        from edgekit.errors import SoundError
+
+        if entry in self.groups:
+            return None  # its members are checked on the group
+        try:
+            find_sound(entry)  # the name alone: whether the file is good is for sounds = [...]
+        except SoundError:
+            return None
+        model = self.folded.get(entry.casefold()) if self.labels is not None else None
+        other = f', or write the model\'s label as "{model}"' if model else ""
+        return (f'"{entry}" is a learned sound: name it in sounds = ["{entry}"] (labels are the model\'s classes'
+                f'{other})')
 
     def label(self, name: str) -> str | None:
-        if self.is_sound(name):
-            return name
         if self.labels is None:
             return name  # nothing to check against: taken as written
         return self.folded.get(name.casefold())
