@@ -127,7 +127,7 @@ def test_a_sound_that_would_crash_the_daemon_is_refused_at_start(sounds, tmp_pat
         expect = "holds the sound 'bell'"
     else:
         save_sound(forged("doorbell", spectra_sha, bias=float("nan")), sounds / "doorbell.sound.npz")
-        expect = "its meta holds NaN"
+        expect = "its bias nan is outside"
     cfg = config(tmp_path / "a.toml", 'sounds = ["doorbell"]', log=tmp_path / "ev.jsonl")
     checked, ran = check_and_run(cfg, capsys)
     assert checked == ran and expect in checked and "Traceback" not in checked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -340,6 +341,45 @@ def test_cli_bad_examples_exit_with_a_message(tmp_path, monkeypatch, capsys):
     assert "silent" in err and "Traceback" not in err
     assert cli(["sounds", "learn", "bell", "--examples", str(tmp_path / "missing")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_cli_sounds_for_the_service(tmp_path, monkeypatch, capsys):
+    """--service learns into, lists, shows, tests and removes from the service's folder alone,
+    files 0644 in a 0755 folder (the service's dynamic user reads them; only root changes them)."""
+    import stat
+
+    import edgekit.detect.sound_store as store
+
+    service = tmp_path / "var-lib-edgekit" / "sounds"
+    monkeypatch.setattr(store, "SERVICE_SOUNDS_DIR", service)
+    monkeypatch.setenv("EDGEKIT_SOUNDS_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("EDGEKIT_MODEL_DIR", str(need(DATA / "models")))
+    monkeypatch.setattr(os, "umask", os.umask)  # restored below
+    old = os.umask(0o077)  # sudo's root may have any umask; the modes must not depend on it
+    try:
+        alarms = smoke_alarm_clips()
+        ex_dir = tmp_path / "examples"
+        ex_dir.mkdir()
+        for i, a in enumerate(alarms[:2]):
+            sf.write(ex_dir / f"alarm{i}.wav", a[: 4 * RATE], RATE)
+        assert cli(["sounds", "learn", "beep", "--service", "--examples", str(ex_dir)]) == 0
+    finally:
+        os.umask(old)
+    out = capsys.readouterr().out
+    assert f"saved to {service / 'beep.sound.npz'}" in out and 'sounds = ["beep"]' in out
+    assert "sudo systemctl reload edgekit" in out
+    assert stat.S_IMODE((service / "beep.sound.npz").stat().st_mode) == 0o644
+    assert stat.S_IMODE(service.stat().st_mode) == 0o755
+    assert not (tmp_path / "mine").exists()  # not the user's folder
+    assert cli(["sounds", "list", "--service", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [x["name"] for x in listed["sounds"]] == ["beep"] and listed["dirs"] == [str(service)]
+    assert cli(["sounds", "show", "beep", "--service"]) == 0
+    assert cli(["sounds", "test", "beep", "--service", str(ex_dir / "alarm0.wav")]) == 0
+    assert cli(["sounds", "remove", "beep", "--service"]) == 0
+    capsys.readouterr()
+    assert cli(["sounds", "show", "beep", "--service"]) == 1
+    assert f"looked in: {service}." in capsys.readouterr().err
 
 
 def test_edgetpu_model_learns_on_its_cpu_twin_and_says_so():

@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
     sub.required = True
 
     p = sub.add_parser("learn", help="learn a sound from example clips (and a recording of the room)")
-    p.add_argument("name", help="the sound's name, used in rules' labels (e.g. doorbell)")
+    p.add_argument("name", help="the sound's name, used in rules' sounds = [...] (e.g. doorbell)")
     p.add_argument("--examples", nargs="+", required=True, metavar="FILE|DIR",
                    help="clips of the sound, each with a little of the room before and after it")
     p.add_argument("--background", nargs="+", default=[], metavar="FILE|DIR",
@@ -31,30 +31,47 @@ def add_arguments(parser) -> None:
     p.add_argument("--fa-per-hour", type=float, default=1.0,
                    help="false alarms per hour the threshold allows on the background (default 1)")
     p.add_argument("--no-bank", action="store_true", help="do not use the shipped negatives (everyday sounds)")
-    p.add_argument("--dir", help="write the sound here (default: $EDGEKIT_SOUNDS_DIR, the service's "
-                                 "state directory, or the user's data directory)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--dir", help="write the sound here (default: $EDGEKIT_SOUNDS_DIR, the service's "
+                                     "state directory, or the user's data directory)")
+    _service_flag(where, "write it where the service reads sounds (/var/lib/edgekit/sounds; run with sudo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(_sounds=_learn)
 
     p = sub.add_parser("list", help="the sounds found, with their model and threshold")
+    _service_flag(p, "the service's sounds only (/var/lib/edgekit/sounds)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(_sounds=_list)
 
     p = sub.add_parser("show", help="a sound's model, threshold and training summary")
-    p.add_argument("name")
+    p.add_argument("name", help="the sound's name")
+    _service_flag(p, "the service's sound of that name")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(_sounds=_show)
 
     p = sub.add_parser("test", help="score recordings with a sound: best score and where it is heard")
-    p.add_argument("name")
-    p.add_argument("files", nargs="+", metavar="FILE|DIR")
+    p.add_argument("name", help="the sound's name")
+    p.add_argument("files", nargs="+", metavar="FILE|DIR", help="recordings, or folders of them")
     p.add_argument("--model", help="the model the sound was learned on (default: its zoo name)")
+    _service_flag(p, "the service's sound of that name")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(_sounds=_test)
 
     p = sub.add_parser("remove", help="delete a sound")
-    p.add_argument("name")
+    p.add_argument("name", help="the sound's name")
+    _service_flag(p, "remove the service's sound of that name (run with sudo)")
     p.set_defaults(_sounds=_remove)
+
+
+def _service_flag(p, text: str) -> None:
+    p.add_argument("--service", action="store_true", help=text)
+
+
+def _dirs(args) -> list[Path] | None:
+    """Only the service's folder with --service; else None (every folder, in order)."""
+    from ..detect import sound_store
+
+    return [sound_store.SERVICE_SOUNDS_DIR] if getattr(args, "service", False) else None
 
 
 def run(args) -> int:
@@ -106,7 +123,13 @@ def _learn(args) -> int:
         print(f"edgekit: note: {embedder.note}", file=sys.stderr)
     options = TrainOptions(target_fa_per_hour=args.fa_per_hour)
     sound = learn(args.name, examples, background, embedder, options, like=tuple(args.like), use_bank=not args.no_bank)
-    path = save_sound(sound, sound_path(args.name, Path(args.dir).expanduser() if args.dir else None))
+    if args.service:
+        from ..detect.sound_store import prepare_service_dir
+
+        path = save_sound(sound, sound_path(args.name, prepare_service_dir()))
+        path.chmod(0o644)  # read by the service's own (dynamic) user; changed only by root
+    else:
+        path = save_sound(sound, sound_path(args.name, Path(args.dir).expanduser() if args.dir else None))
     s = sound.summary
     if args.json:
         print(json.dumps({"name": sound.name, "path": str(path), "threshold": sound.threshold, "summary": s}))
@@ -119,7 +142,8 @@ def _learn(args) -> int:
           f"{s['examples_detected']}/{s['examples']}")
     for note in s.get("notes", []):
         print(f"  note: {note}")
-    print(f"  saved to {path}; use it in a rule: labels = [\"{sound.name}\"]")
+    print(f"  saved to {path}; use it in a rule: sounds = [\"{sound.name}\"]"
+          + ("; then: sudo systemctl reload edgekit" if args.service else ""))
     return 0
 
 
@@ -138,12 +162,13 @@ def _describe(name: str, path: Path) -> dict:
 def _list(args) -> int:
     from ..detect.sound_store import list_sounds, sound_dirs
 
-    items = [_describe(n, p) for n, p in list_sounds()]
+    dirs = _dirs(args) or sound_dirs()
+    items = [_describe(n, p) for n, p in list_sounds(dirs)]
     if args.json:
-        print(json.dumps({"sounds": items, "dirs": [str(d) for d in sound_dirs()]}))
+        print(json.dumps({"sounds": items, "dirs": [str(d) for d in dirs]}))
         return 0
     if not items:
-        print("no custom sounds; looked in: " + ", ".join(map(str, sound_dirs())))
+        print("no custom sounds; looked in: " + ", ".join(map(str, dirs)))
         return 0
     for it in items:
         if "error" in it:
@@ -156,7 +181,7 @@ def _list(args) -> int:
 def _show(args) -> int:
     from ..detect.sound_store import find_sound
 
-    info = _describe(args.name, find_sound(args.name))
+    info = _describe(args.name, find_sound(args.name, _dirs(args)))
     if "error" in info:
         raise SoundError(info["error"])
     if args.json:
@@ -179,7 +204,7 @@ def _test(args) -> int:
     from ..sounds.embed import Embedder
     from ..detect.sound_store import load_sound
 
-    sound = load_sound(args.name)
+    sound = load_sound(args.name, _dirs(args))
     embedder = Embedder(args.model or Path(sound.spec.model).stem)
     sound.check_model(embedder.model)
     failures = 0
@@ -208,5 +233,5 @@ def _test(args) -> int:
 def _remove(args) -> int:
     from ..detect.sound_store import remove_sound
 
-    print(f"removed {remove_sound(args.name)}")
+    print(f"removed {remove_sound(args.name, _dirs(args))}")
     return 0

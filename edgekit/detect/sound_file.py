@@ -5,7 +5,7 @@ bad copy, a full disk, an editor) can put in front of the daemon. Everything in 
 here, when it is read, so that what is accepted cannot fail later at the first window or at a
 reload: the zip's directory (two members, sizes declared and capped *before* anything is
 decompressed: a zip bomb costs nothing), each ``.npy`` header (dtype and shape, checked against
-the bytes really there before an array exists), the JSON (size, nesting depth, no NaN, no
+the bytes really there before an array exists), the JSON (size, nesting depth, no
 duplicate keys) and every field's type, range and finiteness. Its fit to a model (embedding size,
 class indices, file hash) is :meth:`edgekit.detect.heads.Sound.check_model`.
 
@@ -157,16 +157,13 @@ def _text(raw: bytes) -> str:
 
 
 def _json(text: str):
-    """JSON with a bounded depth (checked before parsing: no RecursionError), no NaN, no duplicate keys."""
+    """JSON with a bounded depth (checked before parsing: no RecursionError) and no duplicate keys."""
     bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)  # strings cannot nest
     moves = np.frombuffer(re.sub(r"[^\[\]{}]", "", bare).encode("ascii"), np.uint8)
     if moves.size:
         depth = np.cumsum(np.where((moves == ord("[")) | (moves == ord("{")), 1, -1))
         if int(depth.max()) > MAX_DEPTH:
             raise _Bad(f"its meta nests {int(depth.max())} deep, more than a sound file does (at most {MAX_DEPTH})")
-
-    def constant(name):
-        raise _Bad(f"its meta holds {name}, which no field may be")
 
     def unique(pairs):
         keys = [k for k, _ in pairs]
@@ -175,7 +172,9 @@ def _json(text: str):
         return dict(pairs)
 
     try:
-        return json.loads(text, parse_constant=constant, object_pairs_hook=unique)
+        # NaN parses (a summary may hold one: "n/a" for a rate without background); every field
+        # that is used is checked to be finite below.
+        return json.loads(text, object_pairs_hook=unique)
     except _Bad:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, an integer of too many digits

@@ -4,6 +4,11 @@ Looked up in order: ``$EDGEKIT_SOUNDS_DIR`` (a path list, when set), the service
 directory (``$STATE_DIRECTORY/sounds`` under systemd), the user's data directory, and
 ``/var/lib/edgekit/sounds``. ``learn`` writes into the first of them: the environment variable's
 first entry, the service's directory under systemd, else the user's data directory.
+
+``edgekit sounds … --service`` works on the service's directory alone (:data:`SERVICE_SOUNDS_DIR`,
+the unit's ``StateDirectory=edgekit``; with ``DynamicUser=yes`` systemd keeps it in
+/var/lib/private/edgekit behind a 0700 directory and links /var/lib/edgekit to it). Sounds are
+written there by root, mode 0644 in a 0755 folder: the daemon can read them and cannot change them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from ..errors import SoundError, SoundNotFoundError
 from .heads import SUFFIX, Sound, check_name
 from .sound_file import load_sound_file
 
-SERVICE_SOUNDS_DIR = Path("/var/lib/edgekit/sounds")
+SERVICE_SOUNDS_DIR = Path("/var/lib/edgekit/sounds")  # $STATE_DIRECTORY/sounds of edgekit.service
 
 
 def sound_dirs() -> list[Path]:
@@ -41,10 +46,10 @@ def sound_path(name: str, directory: Path | None = None) -> Path:
     return (directory or write_dir()) / f"{check_name(name)}{SUFFIX}"
 
 
-def find_sound(name: str) -> Path:
-    """The first file for ``name`` along :func:`sound_dirs`, or a SoundNotFoundError naming them."""
+def find_sound(name: str, dirs: list[Path] | None = None) -> Path:
+    """The first file for ``name`` along ``dirs`` (:func:`sound_dirs`), or a SoundNotFoundError naming them."""
     check_name(name)
-    searched = sound_dirs()
+    searched = sound_dirs() if dirs is None else dirs
     for d in searched:
         p = d / f"{name}{SUFFIX}"
         if p.is_file():
@@ -55,12 +60,12 @@ def find_sound(name: str) -> Path:
     )
 
 
-def load_sound(name_or_path: str | os.PathLike) -> Sound:
-    """A sound by name (searched along :func:`sound_dirs`) or by the path of its file."""
+def load_sound(name_or_path: str | os.PathLike, dirs: list[Path] | None = None) -> Sound:
+    """A sound by name (searched along ``dirs``, :func:`sound_dirs`) or by the path of its file."""
     text = os.fspath(name_or_path)
     if text.endswith(SUFFIX) or os.sep in text:
         return load_sound_file(Path(text))
-    return load_sound_file(find_sound(text))
+    return load_sound_file(find_sound(text, dirs))
 
 
 def load_sounds(names, model) -> tuple[Sound, ...]:
@@ -79,10 +84,10 @@ def load_sounds(names, model) -> tuple[Sound, ...]:
     return tuple(out)
 
 
-def list_sounds() -> list[tuple[str, Path]]:
+def list_sounds(dirs: list[Path] | None = None) -> list[tuple[str, Path]]:
     """(name, path) of every sound, the first directory's copy winning, sorted by name."""
     found: dict[str, Path] = {}
-    for d in sound_dirs():
+    for d in sound_dirs() if dirs is None else dirs:
         try:
             files = sorted(d.glob(f"*{SUFFIX}"))
         except OSError:
@@ -92,10 +97,26 @@ def list_sounds() -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
-def remove_sound(name: str) -> Path:
-    path = find_sound(name)
+def remove_sound(name: str, dirs: list[Path] | None = None) -> Path:
+    path = find_sound(name, dirs)
     try:
         path.unlink()
     except OSError as exc:
         raise SoundError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
     return path
+
+
+def prepare_service_dir() -> Path:
+    """The service's sounds folder, made (0755) if need be; a SoundError with the fix if this user may not write it."""
+    d = SERVICE_SOUNDS_DIR
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if d.stat().st_uid == os.geteuid():
+            d.chmod(0o755)  # the daemon's user (DynamicUser) must read it
+    except PermissionError:
+        pass
+    except OSError as exc:
+        raise SoundError(f"{d}: cannot create the service's sounds folder ({exc.strerror or exc})") from None
+    if not os.access(d, os.W_OK):
+        raise SoundError(f"{d} is the service's and this user may not write there; run the command with sudo")
+    return d
