@@ -38,6 +38,20 @@ class Client(mqtt.Client):
         return result
 
 
+def set_tls(client: Client, s: MqttSettings) -> None:
+    """Load ``[mqtt]``'s TLS files into ``client`` (``config check`` calls it too: the same refusal)."""
+    try:
+        client.tls_set(ca_certs=s.ca_certs, certfile=s.certfile, keyfile=s.keyfile)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise MqttError(f"[mqtt] TLS files unusable ({exc}); check ca_certs, certfile and keyfile") from exc
+
+
+def check_tls(s: MqttSettings) -> None:
+    """Load the TLS files as a run would, without a connection; an MqttError if they are unusable."""
+    if s.tls:
+        set_tls(Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311), s)
+
+
 def make_client(s: MqttSettings, client_id: str, will_topic: str, reconnect_delay: tuple[float, float]) -> Client:
     """A client set up from ``[mqtt]`` (credentials, TLS, last will, back-off), not yet connected.
 
@@ -48,10 +62,7 @@ def make_client(s: MqttSettings, client_id: str, will_topic: str, reconnect_dela
     if s.username:
         client.username_pw_set(s.username, s.password)
     if s.tls:
-        try:
-            client.tls_set(ca_certs=s.ca_certs, certfile=s.certfile, keyfile=s.keyfile)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise MqttError(f"[mqtt] TLS files unusable ({exc}); check ca_certs, certfile and keyfile") from exc
+        set_tls(client, s)
     client.will_set(will_topic, OFFLINE, qos=s.qos, retain=True)
     client.reconnect_delay_set(*reconnect_delay)
     try:

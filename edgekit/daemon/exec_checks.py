@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -46,9 +47,22 @@ def exec_chain(argv0: str, extra: tuple[Path, ...] = ()) -> list[Path]:
     interp = _interpreter(p)
     if interp is not None:
         chain += [interp, Path(os.path.realpath(interp))]
-    for e in extra:
+    for e in (*extra, *venv_code(p, interp)):
         chain += [e, Path(os.path.realpath(e))]
     return list(dict.fromkeys(chain))
+
+
+def venv_code(program: Path, interp: Path | None) -> list[Path]:
+    """The site-packages of the virtual environment ``program`` runs in: the service imports its
+    code from there, so whoever can write it (a .pth file, a package) runs code as the service."""
+    out = []
+    for exe in (program, interp):
+        if exe is None:
+            continue
+        venv = exe.parent.parent  # VENV/bin/edgekit, VENV/bin/python
+        if (venv / "pyvenv.cfg").is_file():
+            out += sorted(venv.glob("lib/python3*/site-packages"))
+    return list(dict.fromkeys(out))
 
 
 def _unit_value(unit_text: str, key: str) -> str | None:
@@ -144,10 +158,13 @@ def config_secret_warning(dest: Path, content: bytes | None = None,
     import tomllib
 
     try:
-        data = tomllib.loads((content if content is not None else dest.read_bytes()).decode("utf-8"))
         mode = 0o644 if content is not None else stat.S_IMODE(dest.stat().st_mode)  # written 644
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = tomllib.loads((content if content is not None else dest.read_bytes()).decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
         return None
+    except tomllib.TOMLDecodeError:  # broken, yet the password in it is just as readable
+        raw = content if content is not None else _read(dest)
+        data = {"mqtt": {"password": True}} if raw and re.search(rb"(?m)^\s*password\s*=\s*\S", raw) else {}
     mqtt = data.get("mqtt")
     if not (isinstance(mqtt, dict) and mqtt.get("password")) or not mode & stat.S_IROTH:
         return None
@@ -155,3 +172,10 @@ def config_secret_warning(dest: Path, content: bytes | None = None,
             f"group only the service has: groupadd --system edgekit-conf; chgrp edgekit-conf {target}; "
             f"chmod 640 {target}; `systemctl edit edgekit` with [Service] SupplementaryGroups=edgekit-conf "
             "(systemd/README.md, \"A broker password\")")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -69,7 +69,16 @@ def _sound_host(source: str, path: Path, classes: int):
 
 
 def preflight(config_path: str, cfg: Config) -> ModelFacts:
-    """Everything about ``cfg.model`` that would stop ``run``, as a :class:`ConfigError`."""
+    """Everything about ``cfg.model`` (and the files the config names) that would stop ``run``, as a
+    :class:`ConfigError`."""
+    if cfg.mqtt is not None:  # the TLS files, loaded as run loads them (a garbage CA file passed before)
+        from edgekit.actions.mqtt_connect import check_tls
+        from edgekit.errors import MqttError
+
+        try:
+            check_tls(cfg.mqtt)
+        except MqttError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
     from edgekit.daemon.config import load_config
     from edgekit.models.labels import model_labels, output_classes
     from edgekit.models.model import IMAGE, LOGMEL, edgetpu_twin, input_kind, logmel_quant
