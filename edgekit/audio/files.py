@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -60,6 +61,13 @@ def _open(p: Path) -> sf.SoundFile:
     if p.is_dir():
         raise AudioFileError(f"{p}: is a directory, not an audio file")
     try:
+        regular = stat.S_ISREG(p.stat().st_mode)
+    except OSError as exc:
+        raise AudioFileError(f"{p}: {exc.strerror or exc}") from None
+    if not regular:  # opening a FIFO blocks until someone writes to it; a device never ends
+        raise AudioFileError(f"{p}: not a regular file (a FIFO, device or socket); give a recording saved on "
+                             "disk (to listen live, use the microphone: source = \"mic\")")
+    try:
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioFileError(
@@ -98,9 +106,11 @@ def iter_audio(path: str | Path, target_rate: int = TARGET_RATE,
         warned_range = False
         try:
             for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                if not np.all(np.isfinite(data)):
+                finite = np.isfinite(data).all(axis=1)
+                if not finite.all():  # where the first bad sample is, not where the block ends
                     bad = int(np.count_nonzero(~np.isfinite(data)))
-                    raise AudioFileError(f"{p}: {bad} samples near {f.tell() / rate:.1f} s are NaN or infinite; "
+                    at = (f.tell() - len(data) + int(np.argmin(finite))) / rate
+                    raise AudioFileError(f"{p}: {bad} samples from {at:.2f} s on are NaN or infinite; "
                                          "the recording is corrupt")
                 mono = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
                 if not warned_range:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from edgekit.errors import AudioError, AudioFileError, ConfigError
 from edgekit.params import FeatureParams
 
@@ -47,9 +49,9 @@ def run(args) -> int:
     for path in args.files:
         out = None
         try:
-            _check_not_silent(path)
+            blocks = _audible_blocks(path, model.params.sample_rate_hz)  # refuses silence before any output
             out = _JsonOut(path, model, args) if args.json else _TextOut(path, model, args.top, args.loaded_sounds)
-            for window in _windows(model, path, args.frontend, bool(args.sounds)):
+            for window in _windows(model, blocks, args.frontend, bool(args.sounds)):
                 out.window(window)
             out.close()
         except AudioError as exc:
@@ -62,10 +64,13 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-def _windows(model, path, frontend, embedding: bool):
-    from edgekit.listen import listen_file
+def _windows(model, blocks, frontend, embedding: bool):
+    from edgekit.listen import Listener
 
-    return listen_file(model, path, frontend=frontend, embedding=embedding)
+    listener = Listener(model, frontend, embedding=embedding)
+    for block in blocks:
+        yield from listener.push(block)
+    yield from listener.flush()
 
 
 def _sounds(names, model) -> list:
@@ -75,21 +80,35 @@ def _sounds(names, model) -> list:
     return list(load_sounds(names, model))
 
 
-def _check_not_silent(path) -> None:
-    """Refuse an empty or all-zero file before printing anything for it.
+def _audible_blocks(path, rate: int):
+    """The file's blocks, decoded once (so each warning about it is printed once); an empty or
+    all-zero file is refused before anything is printed for it.
 
-    Decoding stops at the first non-zero block, so a real recording costs one block here.
+    Decoding stops at the first non-zero block; the silence before it is kept as a count, not as
+    samples, so a long quiet lead-in costs no memory.
     """
     from edgekit.audio.files import iter_audio
 
-    seen = False
-    for block in iter_audio(path):
-        seen = seen or len(block) > 0
+    blocks = iter_audio(path, rate)
+    quiet, first = 0, None
+    for block in blocks:
         if block.any():
-            return
-    if not seen:
-        raise AudioFileError(f"{path}: the file holds no samples")
-    raise AudioFileError(f"{path}: the recording is digital silence (all samples zero); nothing to classify")
+            first = block
+            break
+        quiet += len(block)
+    if first is None:
+        if not quiet:
+            raise AudioFileError(f"{path}: the file holds no samples")
+        raise AudioFileError(f"{path}: the recording is digital silence (all samples zero); nothing to classify")
+
+    def replay():
+        step = 10 * rate
+        for at in range(0, quiet, step):
+            yield np.zeros(min(step, quiet - at), np.int16)
+        yield first
+        yield from blocks
+
+    return replay()
 
 
 class _TextOut:
