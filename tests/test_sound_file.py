@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tracemalloc
 import zipfile
 from dataclasses import dataclass
@@ -178,6 +179,10 @@ def test_oversized_and_odd_files(tmp_path):
         load_sound_file(big)
     with pytest.raises(SoundError, match="not a regular file"):
         load_sound_file(tmp_path)
+    fifo = tmp_path / "fifo.sound.npz"
+    os.mkfifo(fifo)  # opened without blocking, then refused
+    with pytest.raises(SoundError, match="not a regular file"):
+        load_sound_file(fifo)
     pickled = tmp_path / "p.sound.npz"
     np.savez(pickled, weights=np.array([{"a": 1}], dtype=object), meta=np.array("{}"))
     with pytest.raises(SoundError, match="weights is not a plain array"):
@@ -205,3 +210,25 @@ def test_a_sound_must_fit_the_models_embedding_and_classes(tmp_path):
     snd.check_model(Host(Path("yamnet.tflite"), "ab" * 32))
     with pytest.raises(SoundModelMismatchError, match=r"names class indices \[500\], but m.tflite has 10 classes"):
         snd.check_model(Host(Path("m.tflite"), "ab" * 32, num_classes=10))
+
+
+def test_sounds_list_survives_bad_files_beside_good_ones(tmp_path, monkeypatch, capsys):
+    """Before: one file of deeply nested JSON made `sounds list` fail for every sound (RecursionError),
+    and a bomb took it to gigabytes."""
+    from edgekit.cli import main as cli
+
+    d = tmp_path / "sounds"
+    d.mkdir()
+    monkeypatch.setenv("EDGEKIT_SOUNDS_DIR", str(d))
+    save_sound(good_sound("good"), d / "good.sound.npz")
+    path = save_sound(good_sound("deep"), d / "deep.sound.npz")
+    weights, meta = parts(path)
+    forge(path, weights, json.dumps({**meta, "summary": {}})[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    _bomb(d / "bomb.sound.npz", "meta.npy", 64 << 20)
+    assert cli(["sounds", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["bomb", "deep", "good"]
+    assert "BROKEN" in out[0] and "BROKEN" in out[1] and "BROKEN" not in out[2]
+    assert cli(["sounds", "show", "deep"]) == 1
+    err = capsys.readouterr().err
+    assert "nests 5001 deep" in err and "Traceback" not in err

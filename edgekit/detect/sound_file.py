@@ -54,20 +54,23 @@ def load_sound_file(path: str | os.PathLike) -> Sound:
     """The sound in ``path``, or a SoundError saying why not; ``NAME.sound.npz`` must hold ``NAME``."""
     path = Path(path)
     try:
-        st = path.stat()
+        # O_NONBLOCK: a FIFO put in place of the file cannot block the open; fstat then sees what was opened.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise SoundError(f"{path}: no such sound file") from None
     except OSError as exc:
         raise SoundError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         raise SoundError(f"{path}: not a regular file; a sound is a .sound.npz file written by `edgekit sounds learn`")
-    if st.st_size > MAX_FILE_BYTES:
-        raise _refuse(path, f"{st.st_size} bytes is more than a sound file holds (at most {MAX_FILE_BYTES})")
-    try:
-        with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > MAX_FILE_BYTES:
+            raise _refuse(path, f"{st.st_size} bytes is more than a sound file holds (at most {MAX_FILE_BYTES})")
+        try:
             data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise SoundError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except OSError as exc:
+            raise SoundError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:
         if len(data) > MAX_FILE_BYTES:
             raise _Bad(f"more than {MAX_FILE_BYTES} bytes")
