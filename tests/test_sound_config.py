@@ -168,3 +168,26 @@ def test_reload_keeps_the_running_config_when_a_sound_goes_bad(sounds, tmp_path,
     assert result["rc"] == 0 and result["hop"] == 0.48
     rejected = [r.getMessage() for r in caplog.records if "reload rejected" in r.getMessage()]
     assert len(rejected) == 1 and "takes a 512-d embedding" in rejected[0]
+
+
+def test_config_check_says_when_the_service_would_not_find_a_sound(sounds, tmp_path, capsys, spectra_sha,
+                                                                    monkeypatch):
+    """Before: a sound learned as a user passed `config check` of the service's config, and the
+    service (which cannot read the user's folder) then had no such sound."""
+    import edgekit.daemon.install as install
+    import edgekit.detect.sound_store as store
+
+    service = tmp_path / "var-lib-edgekit" / "sounds"
+    monkeypatch.setattr(store, "SERVICE_SOUNDS_DIR", service)
+    cfg = config(tmp_path / "edgekit.toml", 'sounds = ["doorbell"]')
+    monkeypatch.setattr(install, "CONFIG_PATH", cfg.resolve())
+    save_sound(forged("doorbell", spectra_sha), sounds / "doorbell.sound.npz")
+    assert cli(["config", "check", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"learned sound doorbell: {sounds / 'doorbell.sound.npz'}" in out
+    assert f"note: the service reads learned sounds from {service}" in out and "--service" in out
+    service.mkdir(parents=True)
+    (sounds / "doorbell.sound.npz").rename(service / "doorbell.sound.npz")
+    assert cli(["config", "check", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"learned sound doorbell: {service / 'doorbell.sound.npz'}" in out and "note:" not in out

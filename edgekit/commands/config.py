@@ -42,4 +42,20 @@ def check(path: str) -> int:
     print(f"  {facts.describe()}")
     for snd in facts.sounds:  # where each was found: run under systemd looks in the service's directory
         print(f"  learned sound {snd.name}: {snd.path} (threshold {snd.threshold:.2f})")
+        if note := _not_the_services(path, snd):
+            print(f"  note: {note}")
     return 0
+
+
+def _not_the_services(config_path: str, snd) -> str | None:
+    """For the service's own config: a sound found outside the service's folder, which it will not see."""
+    from pathlib import Path
+
+    from edgekit.daemon.install import CONFIG_PATH
+    from edgekit.detect import sound_store
+
+    service = sound_store.SERVICE_SOUNDS_DIR
+    if Path(config_path).resolve() != CONFIG_PATH or snd.path is None or Path(snd.path).parent == service:
+        return None
+    return (f"the service reads learned sounds from {service}, not {Path(snd.path).parent}; give it this one with "
+            f"`sudo edgekit sounds learn {snd.name} --service --examples CLIPS` (or copy {snd.path} there)")

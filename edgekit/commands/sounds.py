@@ -144,6 +144,9 @@ def _learn(args) -> int:
         print(f"  note: {note}")
     print(f"  saved to {path}; use it in a rule: sounds = [\"{sound.name}\"]"
           + ("; then: sudo systemctl reload edgekit" if args.service else ""))
+    if not args.service and not args.dir:
+        print(f"  for the service (it cannot read this folder): sudo edgekit sounds learn {sound.name} --service "
+              "--examples ... (the same clips)")
     return 0
 
 
