@@ -88,6 +88,11 @@ def test_a_name_in_labels_that_is_a_learned_sound_is_refused(sounds, tmp_path, c
         load_config(cfg, labels=spectra_model.labels)
     checked, ran = check_and_run(cfg, capsys)
     assert checked == ran
+    grouped = tmp_path / "g.toml"
+    grouped.write_text(config(tmp_path / "g0.toml", 'labels = ["bells"]').read_text()
+                       + '[groups]\nbells = ["Doorbell", "doorbell"]\n')
+    with pytest.raises(ConfigError, match=r'groups.bells\[1\]: "doorbell" is a learned sound: name it in sounds'):
+        load_config(grouped, labels=spectra_model.labels)
     # The model's label in its own case is the model's; the sound by its key is the sound.
     assert load_config(config(tmp_path / "b.toml", 'labels = ["Doorbell"]'), labels=spectra_model.labels).sounds == ()
     both = load_config(config(tmp_path / "c.toml", 'labels = ["Doorbell"]\nsounds = ["doorbell"]'),
