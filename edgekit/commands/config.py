@@ -40,4 +40,10 @@ def check(path: str) -> int:
     count = len(rules)
     print(f"{path}: ok ({count} rule{'s' if count != 1 else ''}: {', '.join(r.name for r in rules)})")
     print(f"  {facts.describe()}")
+    m = facts.config.mqtt
+    if m is not None:
+        from edgekit.actions.device_id import host_device_id
+
+        whose = " (this host's name; set [mqtt] device_id to choose another)" if m.device_id == host_device_id() else ""
+        print(f"  MQTT {m.host}:{m.port} as device_id {m.device_id!r}{whose}: topics {m.topic_prefix}/{m.device_id}/...")
     return 0
