@@ -7,6 +7,11 @@ Topics, with ``base = <topic_prefix>/<device_id>``:
   ``<discovery_prefix>/binary_sensor/<device_id>/<rule>/config``  retained, when discovery is on
   (ids there reduced to [A-Za-z0-9_-]; re-sent when Home Assistant announces itself on
   ``<discovery_prefix>/status``)
+  ``base/status``, ``base/level``, ``base/last``, ``base/command``, ``base/ack``: the device's own
+  sensors and commands (:mod:`edgekit.actions.mqtt_sensors`, :mod:`edgekit.daemon.remote`)
+
+Every event message carries the event's ``id`` (shared by an occurrence's start and end): a
+consumer drops a QoS 1 redelivery by ``(id, kind)``.
 
 Delivery scheme. ``handle()`` only appends to our own bounded queue
 (:class:`~edgekit.actions.mqtt_outbox.Outbox`) and wakes a sender thread; paho's network thread
@@ -17,6 +22,10 @@ unacknowledged copies are dropped and the unacknowledged events are sent again f
 in order. With ``qos = 0`` an event counts as sent once written to the socket. State
 transitions are not queued while the broker is away: every connect re-publishes availability,
 discovery and the current state (:class:`~edgekit.actions.mqtt_retained.Retained`).
+
+At close, the publisher waits up to ``[mqtt] close_seconds`` for the broker (it may be restarting)
+and its acknowledgements, says "offline", and keeps what is still unacknowledged on disk
+(:mod:`edgekit.actions.mqtt_store`) for the next start, which sends it first.
 
 Across a config reload (:meth:`MqttPublisher.reconfigure`, :meth:`MqttPublisher.adopt`), an
 unchanged ``[mqtt]`` keeps the publisher and its connection; a changed one hands the events
