@@ -93,7 +93,6 @@ port = {broker.port}
 device_id = "{device}"
 topic_prefix = "{PREFIX}"
 keepalive = {keepalive}
-close_seconds = 10
 """)
     return path
 
@@ -106,10 +105,12 @@ class Watcher:
         self.events: dict[str, list[dict]] = defaultdict(list)  # device -> event payloads, as they arrived
         self.availability: dict[str, list[str]] = defaultdict(list)
         self.acks: dict[str, list[dict]] = defaultdict(list)
+        self.status: dict[str, list[dict]] = defaultdict(list)
+        self.levels: dict[str, list[float]] = defaultdict(list)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-watcher", clean_session=False)
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
-            [(f"{PREFIX}/+/event/+", 1), (f"{PREFIX}/+/availability", 1), (f"{PREFIX}/+/ack", 1)])
+            [(f"{PREFIX}/+/{t}", 1) for t in ("event/+", "availability", "ack", "status", "level")])
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
@@ -122,6 +123,10 @@ class Watcher:
             elif kind == "availability":
                 if not msg.retain:  # a live message: a retained copy (on resubscribing) proves nothing
                     self.availability[device].append(msg.payload.decode())
+            elif kind == "status":
+                self.status[device].append(json.loads(msg.payload))
+            elif kind == "level":
+                self.levels[device].append(float(msg.payload))
             else:
                 self.acks[device].append(json.loads(msg.payload))
             self.cond.notify_all()
@@ -230,6 +235,9 @@ def test_twenty_daemons_one_broker_restarts_reload_and_kill(make_broker, models_
             assert procs[name].returncode == 0, f"{name} exited {procs[name].returncode}:\n{log_text[-3000:]}"
             assert "Traceback" not in log_text
         assert watcher.availability[name][0] == "online" and watcher.availability[name][-1] == "offline"
+        # The device's sensors: its state while it listened, and its microphone level.
+        assert watcher.status[name] and {s["state"] for s in watcher.status[name]} == {"listening"}
+        assert watcher.levels[name] and all(-120 <= v <= 0 for v in watcher.levels[name])
     assert "config reloaded" in (folders[names[RELOADED]] / "daemon.log").read_text()
     tested = logged(folders[names[TESTED]])
     assert [e["kind"] for e in tested if e["label"] == "test"] == ["start", "end"]

@@ -116,7 +116,7 @@ def discovery(t: Topics, rules) -> list[tuple[str, str]]:
 
     out = [
         sensor("level", "Sound level", state_topic=t.level_topic, unit_of_measurement="dBFS",
-               state_class="measurement", icon="mdi:microphone", expire_after=600),
+               state_class="measurement", icon="mdi:microphone"),
         sensor("last_label", "Last sound", state_topic=t.last_topic, value_template="{{ value_json.label }}",
                json_attributes_topic=t.last_topic, icon="mdi:waveform"),
         sensor("last_score", "Last sound score", state_topic=t.last_topic, value_template="{{ value_json.score }}",

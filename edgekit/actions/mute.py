@@ -26,6 +26,7 @@ class Mutes:
     def __init__(self, clock=time.monotonic, wall=time.time):
         self._clock, self._wall = clock, wall
         self._until: dict[str, float] = {}  # rule -> monotonic end of its mute
+        self._wall_until: dict[str, float] = {}  # the same end in wall time, fixed when muted (for display)
         self._held: set[str] = set()  # ids of occurrences started while muted: their ends are held too
         self._open: dict[str, str] = {}  # rule -> id of its occurrence the outputs were told of
 
@@ -34,9 +35,11 @@ class Mutes:
         if not 0 < seconds <= MAX_MUTE_SECONDS:
             raise ValueError(f"a mute lasts more than 0 and at most {MAX_MUTE_SECONDS} s, not {seconds}")
         self._until[rule] = self._clock() + seconds
-        return self._wall() + seconds
+        self._wall_until[rule] = self._wall() + seconds
+        return self._wall_until[rule]
 
     def unmute(self, rule: str) -> bool:
+        self._wall_until.pop(rule, None)
         return self._until.pop(rule, None) is not None
 
     def expire(self) -> list[str]:
@@ -44,7 +47,7 @@ class Mutes:
         now = self._clock()
         done = [r for r, until in self._until.items() if until <= now]
         for r in done:
-            del self._until[r]
+            del self._until[r], self._wall_until[r]
         return done
 
     def muted(self, rule: str) -> bool:
@@ -53,8 +56,8 @@ class Mutes:
 
     def active(self) -> dict[str, float]:
         """Muted rules and the wall time each mute ends."""
-        now, wall = self._clock(), self._wall()
-        return {r: wall + (u - now) for r, u in self._until.items() if u > now}
+        now = self._clock()
+        return {r: self._wall_until[r] for r, u in self._until.items() if u > now}
 
     def sounding(self, rule: str) -> bool:
         """Whether the outputs were told ``rule`` started and not yet that it ended."""

@@ -125,6 +125,7 @@ class Remote:
         self._done: deque[tuple[str, dict]] = deque(maxlen=64)  # recent command ids and their answers
         self._status_at = 0.0
         self._pub = None
+        self._faulted = False
 
     def publisher(self):
         actions = self._svc.actions
@@ -139,7 +140,14 @@ class Remote:
 
     def tick(self) -> None:
         """Once per turn of the main loop: due test ends, ended mutes, commands, level and state."""
-        now = time.monotonic()
+        try:
+            self._tick(time.monotonic())
+        except Exception:  # a fault here must not stop the detector; say it once
+            if not self._faulted:
+                log.exception("MQTT commands/sensors failed; detection goes on")
+            self._faulted = True
+
+    def _tick(self, now: float) -> None:
         self._end_tests(now)
         for rule in self.mutes.expire():
             log.warning("rule %s: mute ended, its actions run again", rule)
