@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import paho.mqtt.client as mqtt
 import pytest
 from mosquitto import Mosquitto, make_broker, mosquitto  # noqa: F401 (fixtures)
-from paho.mqtt.enums import CallbackAPIVersion
 from test_actions_mqtt import FAST, SMOKE, GLASS, Subscriber, event, make_certs, retained, settings, wait_until
 
 from edgekit.actions import build_actions
@@ -31,7 +29,6 @@ from edgekit.daemon.settings import Config, EventLogSettings, MqttSettings
 from edgekit.detect.events import Event
 from edgekit.errors import CommandError
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- a unique device id by default ------------------------------------------------------------------

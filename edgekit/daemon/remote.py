@@ -159,7 +159,7 @@ class Remote:
         for payload, size, retained in pub.take_commands():
             pub.ack(self._carry_out(payload, size, retained))
         src, pipeline = self._svc.source, self._svc.pipeline
-        if pipeline is not None and pipeline.stats.windows:
+        if pipeline is not None and pipeline.stats.windows and pub.connected:  # a level is news only when sent
             level = self._level.due(pipeline.stats.last_dbfs, now)
             if level is not None:
                 pub.level(level)
