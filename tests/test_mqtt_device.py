@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 from mosquitto import Mosquitto, make_broker, mosquitto  # noqa: F401 (fixtures)
-from test_actions_mqtt import FAST, SMOKE, GLASS, Subscriber, event, make_certs, retained, settings, wait_until
+from test_actions_mqtt import FAST, GLASS, SMOKE, Subscriber, event, make_certs, retained, settings, wait_until
+from test_service import notify  # noqa: F401 (fixture)
 
 from edgekit.actions import build_actions
 from edgekit.actions.device_id import host_device_id
@@ -414,3 +415,46 @@ close_seconds = 0.5
     logged = [(e["id"], e["kind"]) for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines())]
     assert got == logged and len(logged) == 2 * n  # the first run's, once, then the second run's
     assert not kept.exists()
+
+
+# -- in the daemon ---------------------------------------------------------------------------------------
+
+def test_a_muted_rule_in_the_daemon_drives_no_gpio_and_no_mqtt_but_is_logged(tmp_path, mosquitto, notify, models_dir,
+                                                                            audio_dir, recordings):
+    """The real service: a mute command over MQTT, then a smoke alarm: only the event log has it; STATUS
+    (sd_notify) and the status topic carry the queue length and the mute."""
+    import soundfile as sf
+    import numpy as np
+    from test_service import gpio_device, run_with_scenario, write_config
+
+    from edgekit.daemon.service import Service
+
+    source = tmp_path / "quiet-then-alarm.wav"  # 4 s of silence first: time to mute before the alarm
+    sf.write(source, np.concatenate([np.zeros(4 * 16000, np.int16), recordings["smoke_alarm.wav"]]), 16000)
+    config = write_config(tmp_path / "edgekit.toml", models_dir, source=str(source), hop=0.48, broker=mosquitto)
+    cmd = Commander(mosquitto, "edgekit/testpi")
+    status = Subscriber(mosquitto, "edgekit/testpi/status")
+    service = Service(str(config))
+
+    def scenario(svc, result):
+        notify.wait_for("READY", 30)
+        cmd.send({"command": "mute", "rule": "smoke_alarm", "seconds": 120})
+        assert wait_until(lambda: cmd.acks(), 5)
+        pin, high = gpio_device(svc, "smoke_alarm"), False
+        deadline = time.monotonic() + 40
+        while not any(e.kind == "end" for e in svc.events) and time.monotonic() < deadline:
+            high |= bool(pin.value)
+            time.sleep(0.02)
+        result["high"] = high
+
+    result = run_with_scenario(service, scenario)
+    cmd.sub.close()
+    status.close()
+    assert result["rc"] == 0 and cmd.acks()[0]["ok"]
+    assert not result["high"], "a muted rule must not drive its pin"
+    logged = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [x["kind"] for x in logged] == ["start", "end"]
+    assert cmd.events("smoke_alarm") == []
+    muted = [json.loads(p) for p in status.on("edgekit/testpi/status")]
+    assert any("smoke_alarm" in s.get("muted", {}) for s in muted) and all("queued" in s for s in muted)
+    assert any("queued" in m.get("STATUS", "") for m in notify.messages)
