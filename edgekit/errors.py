@@ -119,6 +119,10 @@ class EventLogError(ActionError, OSError):
     """An event log path that cannot be created or written."""
 
 
+class CommandError(EdgekitError, ValueError):
+    """A command from the broker that is refused (bad JSON, unknown rule, bad duration...); nothing changes."""
+
+
 class EdgekitWarning(UserWarning):
     """A degraded but working mode (for example Edge TPU missing, running on the CPU)."""
 

@@ -52,7 +52,7 @@ class Mosquitto:
         self.log_path = self.workdir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
         lines = [
-            f"listener {self.port} {self.host}",
+            f"listener {self.port} {self.host}", *(("log_type all",) if os.environ.get("EDGEKIT_MOSQUITTO_DEBUG") else ()),
             f"allow_anonymous {'false' if users else 'true'}",
             f"persistence {'true' if persistence else 'false'}",
             # Run as root, mosquitto would switch to the "mosquitto" user and lose our temp files.

@@ -28,7 +28,7 @@ from edgekit.daemon.settings import Config, MqttSettings, Rule
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = Rule("smoke", ("Smoke detector, smoke alarm",))
 GLASS = Rule("glass", ("Glass", "Shatter"))
-FAST = {"reconnect_delay": (0.1, 0.5)}
+FAST = {"reconnect_delay": (0.1, 0.5), "flush_seconds": 1.0}
 
 
 def event(kind: str = "start", rule: str = "smoke", i: int = 0) -> Event:

@@ -1,7 +1,8 @@
 """What the daemon does with detector events: GPIO outputs, MQTT messages, a JSON-lines log.
 
 Every action has ``handle(event)``, ``close()`` (idempotent) and ``status()``. :class:`Actions`
-fans an event out to all of them; one failing action is logged and never stops the others.
+fans an event out to all of them; one failing action is logged and never stops the others. A
+muted rule's events (:mod:`edgekit.actions.mute`) go to the event log only.
 The action modules are imported only when configured, so a daemon without MQTT or GPIO never
 loads paho or gpiozero.
 """
@@ -48,19 +49,25 @@ def event_json(event: Event) -> str:
 class Actions:
     """Fan-out to several actions."""
 
-    def __init__(self, actions: Sequence[Action] = ()):
+    def __init__(self, actions: Sequence[Action] = (), mutes=None):
         self.actions = list(actions)
+        self.mutes = mutes  # a Mutes, or None: nothing is ever muted
         self._closed = False
 
     def __iter__(self):
         return iter(self.actions)
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: Event) -> bool:
+        """Hand ``event`` to every action; False when its rule is muted (then only the event log has it)."""
+        muted = self.mutes is not None and self.mutes.holds(event)
         for action in self.actions:
+            if muted and getattr(action, "kind", None) != "log":
+                continue
             try:
                 action.handle(event)
             except Exception:
                 log.exception("%s failed on a %s event of rule %r", type(action).__name__, event.kind, event.rule)
+        return not muted
 
     def make_safe(self) -> None:
         """Put outputs in their safe state; for signal handlers and atexit. Never raises."""
@@ -105,7 +112,7 @@ class Actions:
         self.close()
 
 
-def build_actions(config, previous: Actions | None = None, *, log_fallback=None) -> Actions:
+def build_actions(config, previous: Actions | None = None, *, log_fallback=None, state_dir=None) -> Actions:
     """Every action the config asks for; raises an ActionError subclass when one cannot start.
 
     ``config``: the daemon's :class:`~edgekit.daemon.settings.Config`, or anything with its
@@ -115,6 +122,9 @@ def build_actions(config, previous: Actions | None = None, *, log_fallback=None)
     ``[mqtt]`` gets a new publisher that takes over the old one's queued events and states.
     On success ``previous`` is used up (its parts reused or closed); on failure it is left
     running as it was. ``log_fallback``: see :class:`~edgekit.actions.eventlog.EventLog`.
+    ``state_dir``: where MQTT keeps undelivered events across a stop when there is no event log
+    to keep them beside (:mod:`edgekit.actions.mqtt_store`); a first start (no ``previous``)
+    queues what the last stop kept there.
     """
     prev = {getattr(a, "kind", None): a for a in (previous.actions if previous is not None else ())}
     parts: list[Action] = []
@@ -139,9 +149,13 @@ def build_actions(config, previous: Actions | None = None, *, log_fallback=None)
                 parts.append(old)
             else:
                 from edgekit.actions.mqtt import MqttPublisher
+                from edgekit.actions.mqtt_store import OutboxStore, store_path
 
+                logs = [p for p in parts if getattr(p, "kind", None) == "log"]
+                where = logs[0].path.parent if logs else state_dir
+                store = OutboxStore(store_path(where, config.mqtt.device_id)) if where is not None else None
                 # Not connected yet: it first takes over the old publisher's queue and states.
-                built.append(MqttPublisher(config.mqtt, config.rules, start=False))
+                built.append(MqttPublisher(config.mqtt, config.rules, start=False, store=store))
                 parts.append(built[-1])
         # GPIO last, because it may have to release pins the running config holds.
         old = prev.get("gpio")
@@ -171,11 +185,13 @@ def build_actions(config, previous: Actions | None = None, *, log_fallback=None)
         if part in built and getattr(part, "kind", None) == "mqtt":
             if prev.get("mqtt") is not None:
                 part.adopt(prev["mqtt"])
+            elif previous is None:
+                part.restore()  # what the last stop could not deliver goes first
             part.start()
     if previous is not None:
         Actions([a for a in previous.actions if a not in parts]).close()
         previous.actions, previous._closed = [], True
-    return Actions(parts)
+    return Actions(parts, mutes=previous.mutes if previous is not None else None)
 
 
 def _restore_gpio(previous: Actions, closed, rules) -> None:

@@ -34,6 +34,14 @@ def under_systemd(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("INVOCATION_ID") or env.get("STATE_DIRECTORY"))
 
 
+def state_directory(env: Mapping[str, str] | None = None) -> Path | None:
+    """The service's state directory ($STATE_DIRECTORY, its first entry), else an interactive
+    run's fallback (:func:`interactive_fallback`); where files live that have no configured path."""
+    env = os.environ if env is None else env
+    given = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else interactive_fallback(env)
+
+
 def interactive_fallback(env: Mapping[str, str] | None = None) -> Path | None:
     """Where an interactive run may write its event log instead: the user's XDG state directory.
 

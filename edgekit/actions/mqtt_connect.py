@@ -93,3 +93,20 @@ def explain_connect_error(exc: OSError | None, host: str, port: int) -> str:
     else:
         return "cannot reach the broker"
     return f"cannot reach the broker: {why}"
+
+
+TLS_PORTS = (8883, 8884, 443)
+
+
+def likely_cause(port: int, tls: bool) -> str:
+    """Why a broker would close a connection before it answers CONNECT, from what the config says.
+
+    Mosquitto logs "wrong version number" and hangs up when plain MQTT reaches a TLS listener;
+    the client sees only a closed socket, every few seconds, for as long as it runs.
+    """
+    if not tls and port in TLS_PORTS:
+        return f"port {port} is MQTT over TLS; set [mqtt] tls = true (or use the plain port, 1883)"
+    if not tls:
+        return ("the port may be a TLS listener (set [mqtt] tls = true), or the broker refuses this client "
+                "(see the broker's log)")
+    return "the broker refuses this client or protocol (see the broker's log); check [mqtt] port and tls"

@@ -25,6 +25,7 @@ class Msg:
     rule: str
     topic: str
     payload: str
+    restored: bool = False  # kept on disk by the last stop (edgekit.actions.mqtt_store)
 
 
 class Outbox:
@@ -40,6 +41,10 @@ class Outbox:
         self._in_batch = 0  # events the sender is handing to paho: in neither container meanwhile
         self._seq = count()
         self.sent = self.dropped = 0
+        self.restored = 0  # restored events not yet acknowledged or dropped
+
+    def _gone(self, msg: Msg) -> None:
+        self.restored -= msg.restored
 
     def backlog(self) -> int:
         return len(self.pending) + len(self.inflight) + self._in_batch
@@ -50,9 +55,9 @@ class Outbox:
         full = self.backlog() >= self.size and bool(self.pending or self.inflight)
         if full:
             if self.pending:
-                self.pending.popleft()
+                self._gone(self.pending.popleft())
             else:  # size <= window: everything is on the wire; forget the oldest
-                self.inflight.pop(next(iter(self.inflight)))
+                self._gone(self.inflight.pop(next(iter(self.inflight))))
             self.dropped += 1
         self.pending.append(msg)
         return full
@@ -77,6 +82,7 @@ class Outbox:
                 resend.append(msg)  # the connection changed under us: send again on the new one
             elif mid in self._early_acks:
                 self.sent += 1
+                self._gone(msg)
             else:
                 self.inflight[mid] = msg
         self._early_acks.clear()
@@ -85,8 +91,10 @@ class Outbox:
 
     def ack(self, mid: int) -> bool:
         """A PUBACK came back (paho's network thread); True when it settled one of our events."""
-        if self.inflight.pop(mid, None) is not None:
+        msg = self.inflight.pop(mid, None)
+        if msg is not None:
             self.sent += 1
+            self._gone(msg)
             return True
         if self._publishing:
             self._early_acks.add(mid)
@@ -109,10 +117,18 @@ class Outbox:
 
     def adopt(self, handed: Iterable[Msg], topic: Callable[[str], str]) -> int:
         """Put another outbox's events ahead of ours, re-addressed by ``topic(rule)``; how many were kept."""
-        moved = [Msg(next(self._seq), m.rule, topic(m.rule), m.payload) for m in handed]
+        return self.restore([(m.rule, topic(m.rule), m.payload, m.restored) for m in handed])
+
+    def restore(self, events: Iterable[tuple[str, str, str, bool]]) -> int:
+        """Put (rule, topic, payload, restored) events ahead of ours, oldest first; how many were kept."""
+        events = list(events)
+        # Numbered below everything queued, so a resend after a reconnect keeps them ahead.
+        lo = min([m.seq for m in (*self.pending, *self.inflight.values())] or [next(self._seq)]) - len(events)
+        moved = [Msg(lo + i, rule, t, p, restored) for i, (rule, t, p, restored) in enumerate(events)]
         excess = len(moved) + self.backlog() - self.size
         if excess > 0:
             moved = moved[excess:]
             self.dropped += excess
         self.pending.extendleft(reversed(moved))
+        self.restored += sum(m.restored for m in moved)
         return len(moved)

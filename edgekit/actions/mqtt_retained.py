@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from edgekit.actions.settings import Rule
+from edgekit.actions.mqtt_sensors import discovery as sensor_discovery
 from edgekit.actions.mqtt_topics import OFF, ON, ONLINE, Topics
 
 
@@ -50,6 +51,7 @@ class Retained:
             out.append((t.availability_topic, ONLINE))
             if t.settings.homeassistant_discovery:
                 out += [(t.discovery_topic(n), json.dumps(t.discovery_config(r))) for n, r in self.rules.items()]
+                out += sensor_discovery(t, self.rules)  # the device's level, last sound, state; test buttons
             self.announcing = False
         out += [(t.state_topic(r), value) for r, value in self._out]
         self._out.clear()

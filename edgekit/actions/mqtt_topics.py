@@ -51,8 +51,49 @@ class Topics:
     def state_topic(self, rule: str) -> str:
         return f"{self.base}/state/{rule}"
 
-    def discovery_topic(self, rule: str) -> str:
-        return f"{self.settings.discovery_prefix}/binary_sensor/{_slug(self.settings.device_id)}/{_slug(rule)}/config"
+    # The device's own topics (edgekit.actions.mqtt_sensors): its state, level, last detection, commands.
+    @property
+    def status_topic(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def level_topic(self) -> str:
+        return f"{self.base}/level"
+
+    @property
+    def last_topic(self) -> str:
+        return f"{self.base}/last"
+
+    @property
+    def command_topic(self) -> str:
+        return f"{self.base}/command"
+
+    @property
+    def ack_topic(self) -> str:
+        return f"{self.base}/ack"
+
+    def discovery_topic(self, rule: str, component: str = "binary_sensor") -> str:
+        return f"{self.settings.discovery_prefix}/{component}/{_slug(self.settings.device_id)}/{_slug(rule)}/config"
+
+    def entity(self, object_id: str, name: str) -> dict:
+        """What every discovery config of this device shares: ids, availability, the device block."""
+        device = _slug(self.settings.device_id)
+        return {
+            "name": name,
+            "unique_id": f"edgekit_{device}_{_slug(object_id)}",
+            "availability_topic": self.availability_topic,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "qos": self.settings.qos,
+            "device": {
+                "identifiers": [f"edgekit_{device}"],
+                "name": self.settings.device_id,
+                "manufacturer": "edgekit",
+                "model": "Sound-event detector",
+                "sw_version": __version__,
+            },
+            "origin": {"name": "edgekit", "sw_version": __version__},
+        }
 
     def discovery_config(self, rule: Rule) -> dict:
         device = _slug(self.settings.device_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from edgekit.actions.device_id import host_device_id
 from edgekit.detect import rules as detect_rules
 from edgekit.schema import setting
 
@@ -65,7 +66,8 @@ class MqttSettings:
     # 8883 when tls is on and no port is given (edgekit.daemon.config.sections).
     port: int = setting(1883, hint="a TCP port between 1 and 65535, e.g. 1883 (8883 with TLS)", lo=1, hi=65535)
     client_id: str | None = setting(None, hint="a string unique among the broker's clients")
-    device_id: str = setting("edgekit", hint=_TOPIC.format("kitchen_pi"), kind="topic")  # <topic_prefix>/<device_id>/...
+    # <topic_prefix>/<device_id>/...; unique per device by default: the host name (edgekit.actions.device_id).
+    device_id: str = setting(host_device_id(), hint=_TOPIC.format("kitchen_pi"), kind="topic")
     topic_prefix: str = setting("edgekit", hint='a topic prefix without "+" or "#", e.g. "edgekit" or "home/edgekit"')
     username: str | None = setting(None, hint="the broker user name")
     password: str | None = setting(None, hint="the broker password", secret=True)
@@ -76,6 +78,9 @@ class MqttSettings:
     keepalive: int = setting(30, hint="a number of seconds between 5 and 3600, e.g. 30", lo=5, hi=3600)
     # Events kept while the broker is away.
     queue_size: int = setting(1000, hint="a number of events between 1 and 1000000, e.g. 1000", lo=1, hi=1_000_000)
+    # At stop: how long to wait for the broker to take what is queued (it may be restarting) before
+    # keeping the rest on disk for the next start; under the unit's TimeoutStopSec=20.
+    close_seconds: float = setting(5.0, hint="a number of seconds between 0 and 15, e.g. 5", lo=0, hi=15)
     homeassistant_discovery: bool = setting(False, hint="")
     discovery_prefix: str = setting("homeassistant", hint=_TOPIC.format("homeassistant"), kind="topic")
 

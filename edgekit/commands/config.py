@@ -44,6 +44,12 @@ def check(path: str) -> int:
         print(f"  learned sound {snd.name}: {snd.path} (threshold {snd.threshold:.2f})")
         if note := _not_the_services(path, snd):
             print(f"  note: {note}")
+    m = facts.config.mqtt
+    if m is not None:
+        from edgekit.actions.device_id import host_device_id
+
+        whose = " (this host's name; set [mqtt] device_id to choose another)" if m.device_id == host_device_id() else ""
+        print(f"  MQTT {m.host}:{m.port} as device_id {m.device_id!r}{whose}: topics {m.topic_prefix}/{m.device_id}/...")
     return 0
 
 

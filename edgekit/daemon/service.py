@@ -50,6 +50,7 @@ class Service:
         self.pipeline = None
         self.actions = None
         self.source = None
+        self.remote = None  # MQTT commands and sensors (edgekit.daemon.remote)
         self.last_event: Event | None = None
         self.events: list[Event] = []  # everything emitted this run (bounded below)
         self._silent_since: float | None = None
@@ -148,9 +149,9 @@ class Service:
     @staticmethod
     def _actions(cfg: Config, previous=None):
         from edgekit.actions import build_actions
-        from edgekit.actions.eventlog import interactive_fallback
+        from edgekit.actions.eventlog import interactive_fallback, state_directory
 
-        return build_actions(cfg, previous, log_fallback=interactive_fallback())
+        return build_actions(cfg, previous, log_fallback=interactive_fallback(), state_dir=state_directory())
 
     def _open_source(self, cfg: Config):
         from edgekit.audio.sources import FileSource, MicSource
@@ -181,11 +182,19 @@ class Service:
             if self._stopping():
                 return 0
             self.actions = self._actions(cfg)
+            from edgekit.daemon.remote import Remote
+
+            self.remote = Remote(self, self._dispatch)
+            self.actions.mutes = self.remote.mutes  # reloads carry it over (build_actions)
             self.source = self._open_source(cfg)
             log.info("listening: %s; model %s on %s (%s)", self.source.describe(), self.model.path.name,
                      self.model.device, self.model.loaded.runtime)
             log.info("events go to: %s", self.actions.describe())
             return self._loop()
+        except Exception:
+            if self.remote is not None:
+                self.remote.set_state("error")  # retained on the broker, for the moment before "offline"
+            raise
         finally:
             self._shutdown()
 
@@ -210,6 +219,7 @@ class Service:
                     self._ready = True
                 self._watch_silence(block)
                 self._dispatch(self.pipeline.push(block))
+            self.remote.tick()
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY:
                 self.notifier.status(self.status_line())
@@ -239,7 +249,8 @@ class Service:
             self.events.append(ev)
             del self.events[:-1000]
             log.info("%s %s: %s %.2f (t=%.2f s)", ev.rule, ev.kind, ev.label, ev.score, ev.stream_time)
-            self.actions.handle(ev)
+            if not self.actions.handle(ev):
+                log.info("%s %s: muted, so the event log has it and GPIO and MQTT do not", ev.rule, ev.kind)
             self.notifier.status(self.status_line())
 
     def _watch_silence(self, block) -> None:
@@ -262,6 +273,8 @@ class Service:
         try:
             if self.pipeline is not None and self.actions is not None:
                 self._dispatch(self.pipeline.close())
+                if self.remote is not None:
+                    self.remote.close()
         finally:
             if self.actions is not None:
                 self.actions.close()
