@@ -105,7 +105,7 @@ def with_enter(rule: Rule, enter: float, ratio: float) -> Rule:
 def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], target_fa_per_hour: float,
              examples: Scores | None = None, reference: Sequence[Annotation] = (),
              smoothings: Sequence[tuple[str, int, int]] = SMOOTHINGS, holds: Sequence[float] | None = None,
-             onset_collar: float = 1.0, offsets: bool = True) -> Fitted:
+             ) -> Fitted:
     hours = sum(s.duration for s in background) / 3600.0
     allowed = check_background(hours, target_fa_per_hour)
     ratio = rule.release / rule.enter if rule.enter > 0 else 0.6
@@ -132,7 +132,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
             m = None
             if ex is not None:
                 m = rule_metrics(reference, _dets(ex, cand, "examples"), {"examples": ex.duration},
-                                 onset_collar, offsets)
+                                 collars=False)
             key = ((m.detected if m else 0), -fa, -(m.latency_p50 or 9e9) if m and m.latency_p50 is not None else -9e9,
                    -cand.enter)
             if best is None or key > best[0]:
