@@ -160,7 +160,7 @@ def test_calibrate_refuses_too_short_background_saying_how_much_is_needed(scene,
     rc = main(["calibrate", "--config", str(cfg), "--background", str(audio), "-o", str(root / "new.toml")])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "at least 60 min" in err and "--target-fa-per-hour 80" in err
+    assert "at least 60 min" in err and "--target-fa-per-hour 80" in err and "audible" in err
     assert not (root / "new.toml").exists()
 
 
@@ -185,6 +185,12 @@ def test_calibrated_config_says_what_to_expect_per_rule(scene):
     text = (root / "new.toml").read_text()
     assert text.startswith("# thresholds calibrated by edgekit calibrate: target 20 false alarms per hour")
     assert "#   dog: " in text and "recall" in text and "#   siren_rule: " in text and "no --examples" in text
+    # The examples folder's clips are mixed in several times each: the note says which is which.
+    import re
+
+    n_clips = len(list((EVENTS / "target" / "dog").glob("*.*")))
+    m = re.search(r"recall [\d.]+ on (\d+) mixtures of (\d+) clips", text)
+    assert m and int(m.group(2)) == n_clips
 
 
 def test_soundscape_without_targets_is_one_clear_error(tmp_path, capsys):

@@ -277,7 +277,8 @@ def test_learn_a_sound_and_hear_it_in_another_recording(embedder):
 
     alarms = smoke_alarm_clips()
     examples = [(f"alarm{i}", a[: 4 * RATE]) for i, a in enumerate(alarms[:2])]
-    sound = learn("smoke", examples, background_clips(), embedder, TrainOptions(augment=1))
+    # 75 s of room: enough for a budget of 60 false alarms/h, the lowest it can show (1/target hours).
+    sound = learn("smoke", examples, background_clips(), embedder, TrainOptions(augment=1, target_fa_per_hour=60))
     assert sound.summary["examples_detected"] == 2
     held_out = embedder.embed(alarms[2][: 8 * RATE], sound.spec.hop_seconds)
     assert sound.score_arrays(held_out.embeddings).max() >= sound.threshold
@@ -294,7 +295,7 @@ def test_examples_that_are_just_the_room_are_refused(embedder):
     room = background_clips(6)
     examples = [(f"room{i}", pcm) for i, (_, pcm) in enumerate(room[:2])]
     with pytest.raises(ExamplesError, match="indistinguishable from the background"):
-        learn("nothing", examples, room, embedder, TrainOptions(augment=0))
+        learn("nothing", examples, room, embedder, TrainOptions(augment=0, target_fa_per_hour=60))
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -314,7 +315,8 @@ def test_cli_learn_list_show_test_remove(tmp_path, monkeypatch, capsys):
         sf.write(bg_dir / f"{name}.wav", pcm, RATE)
     sf.write(tmp_path / "test_alarm.wav", alarms[2][: 6 * RATE], RATE)
 
-    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir), "--json"]) == 0
+    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir),
+                "--fa-per-hour", "100", "--json"]) == 0
     learned = json.loads(capsys.readouterr().out)
     assert Path(learned["path"]).is_file() and learned["summary"]["examples"] == 2
 

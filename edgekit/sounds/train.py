@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..audio.background import audible_seconds_of, false_alarm_budget
 from ..errors import ExamplesError, SoundError
 from ..params import FeatureParams
 from .bank import Bank, load_bank
@@ -59,7 +60,7 @@ class TrainingSet:
     negative_scores: np.ndarray
     negative_group: np.ndarray  # [q] which background recording
     negative_starts: np.ndarray  # [q] seconds within its recording
-    background_seconds: float
+    background_seconds: float  # audible seconds: digital silence is not background
     examples: int
     notes: list[str] = field(default_factory=list)
 
@@ -96,7 +97,7 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
         negative_scores=np.concatenate(neg_scores) if neg_scores else np.zeros((0, classes), np.float32),
         negative_group=np.concatenate(neg_group) if neg_group else np.zeros(0, int),
         negative_starts=np.concatenate(neg_starts) if neg_starts else np.zeros(0),
-        background_seconds=sum(len(p) for p in room) / params.sample_rate_hz, examples=len(examples),
+        background_seconds=sum(audible_seconds_of([p], params.sample_rate_hz) for p in room), examples=len(examples),
     )
 
 
@@ -111,10 +112,11 @@ def calibrate(logits: np.ndarray, groups: np.ndarray, hours: float, options: Tra
     """The lowest logit threshold whose false alarms on ``logits`` stay within the target; its FA/hour.
 
     Logits, not probabilities: a confident head saturates its probabilities at 1.0, where every
-    window would tie. When the background is too short to allow a single false alarm at the
-    target rate, the threshold goes ``margin`` above its highest window.
+    window would tie. The budget is :func:`edgekit.audio.background.false_alarm_budget`'s, the
+    rule ``calibrate`` uses (too little background is refused); with a budget of 0, the threshold
+    goes ``margin`` above the highest window.
     """
-    allowed = int(np.floor(options.target_fa_per_hour * hours + 1e-9))
+    allowed = false_alarm_budget(hours * 3600.0, options.target_fa_per_hour, "--fa-per-hour")
     floor = options.min_logit
     if not len(logits):
         return floor, 0.0
@@ -228,6 +230,10 @@ def learn(name: str, example_recordings: list[tuple[str, np.ndarray]], backgroun
     check_name(name)
     stock = stock_indices(embedder.labels, tuple(like))
     examples = check_examples(example_recordings, embedder.params)
+    if background:  # refused before any model time, by the rule calibrate uses
+        seconds = sum(audible_seconds_of([np.asarray(pcm, np.int16)], embedder.params.sample_rate_hz)
+                      for _, pcm in background)
+        false_alarm_budget(seconds, options.target_fa_per_hour, "--fa-per-hour", " in --background")
     ts = prepare(examples, background, embedder.embed, options, embedder.params)
     bank = load_bank() if use_bank else None
     if bank is not None and bank.embeddings.shape[1] != embedder.dims:
