@@ -207,7 +207,7 @@ def main() -> None:
                         train_seconds.append((prep_s, fit_s))
 
                     def score(e):
-                        return sound.logits(e.embeddings, e.scores) if sound else np.zeros(len(e))
+                        return sound.logits(e.embeddings, e.scores, e.starts) if sound else np.zeros(len(e))
 
                     bg_s = np.concatenate([score(e) for e in bg_e])
                     t_or = lowest_threshold(bg_s, bg_groups, hours)

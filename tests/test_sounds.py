@@ -364,3 +364,20 @@ def test_check_model_against_a_loaded_model():
     other = load_model(need(DATA / "models" / "yamnet_spectra_in.tflite"))
     with pytest.raises(SoundModelMismatchError, match="yamnet_spectra_in.tflite"):
         sound.check_model(other)
+
+
+def test_context_is_a_new_field_that_old_files_read_as_one_window(tmp_path):
+    import json as _json
+
+    from edgekit.detect.heads import load_sound_file
+
+    plain = make_sound()
+    p = save_sound(plain, tmp_path / "plain.sound.npz")
+    with np.load(p, allow_pickle=False) as z:
+        assert "context_seconds" not in _json.loads(str(z["meta"]))["spec"]  # written as before
+    assert load_sound_file(p).spec.context_seconds == 0.0
+    wide = make_sound(name="wide")
+    wide = Sound(wide.name, np.zeros(2048, np.float32), 0.0, 0.5, replace(wide.spec, context_seconds=3.0))
+    assert load_sound_file(save_sound(wide, tmp_path / "wide.sound.npz")).spec.context_seconds == 3.0
+    with pytest.raises(SoundError, match="needs the windows before this one"):
+        wide.score(type("W", (), {"embedding": np.zeros(1024, np.float32), "scores": None})())

@@ -191,7 +191,7 @@ def _test(args) -> int:
             print(f"edgekit: error: {exc}", file=sys.stderr)
             continue
         e = embedder.embed(pcm, sound.spec.hop_seconds)
-        scores = sound.score_arrays(e.embeddings, e.scores)
+        scores = sound.score_arrays(e.embeddings, e.scores, e.starts)
         hits = [float(t) for t, s in zip(e.starts, scores) if s >= sound.threshold]
         best = float(scores.max()) if len(scores) else 0.0
         if args.json:

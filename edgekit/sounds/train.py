@@ -11,7 +11,7 @@ Its threshold is calibrated on the room's windows *scored by heads that never sa
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -48,6 +48,10 @@ class TrainOptions:
     standardize: bool = False
     balance: bool = True  # weigh positives and negatives equally in all
     seed: int = 0
+    # Context (edgekit.detect.context): seconds of windows pooled (mean and max) into each feature.
+    # With several candidates, cross-validation on the examples and the room picks one.
+    contexts: tuple[float, ...] = (0.0,)
+    cv_folds: int = 3  # folds of that cross-validation (by example, and by room recording)
 
 
 @dataclass
@@ -63,12 +67,27 @@ class TrainingSet:
     background_seconds: float  # audible seconds: digital silence is not background
     examples: int
     notes: list[str] = field(default_factory=list)
+    # Pooled embeddings per context (seconds > 0): {C: (positives [p, 2 dims], negatives [q, 2 dims])}.
+    pooled: dict = field(default_factory=dict)
+    context: float = 0.0  # the context of ``positives``/``negatives`` in this view
+
+    def view(self, context: float) -> "TrainingSet":
+        """The same windows with features pooled over ``context`` seconds (0: one window)."""
+        if context <= 0:
+            return self
+        pos, neg = self.pooled[context]
+        return replace(self, positives=pos, negatives=neg, context=context)
 
 
 def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], embed: Embed,
             options: TrainOptions = TrainOptions(), params: FeatureParams = FeatureParams()) -> TrainingSet:
+    from ..detect.context import pooled_series
+
     rng = np.random.default_rng(options.seed)
     room = [np.asarray(pcm, np.int16) for _, pcm in background]
+    contexts = sorted({c for c in options.contexts if c > 0})
+    pooled_pos: dict = {c: [] for c in contexts}
+    pooled_neg: dict = {c: [] for c in contexts}
     pos, pos_scores, groups, mixes = [], [], [], []
     for i, ex in enumerate(examples):
         copies = [(ex.pcm, ex.active, -1)]
@@ -77,6 +96,8 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
         for pcm, active, mix in copies:
             e = embed(pcm, options.hop)
             keep = positive_windows(active, e.starts, params)
+            for c in contexts:  # a window's context reaches back into the clip's lead-in, as live
+                pooled_pos[c].append(pooled_series(e.embeddings, e.starts, c)[keep])
             pos.append(e.embeddings[keep])
             pos_scores.append(e.scores[keep])
             groups.append(np.full(int(keep.sum()), i))
@@ -84,6 +105,8 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
     neg, neg_scores, neg_group, neg_starts = [], [], [], []
     for j, pcm in enumerate(room):
         e = embed(pcm, options.background_hop)
+        for c in contexts:
+            pooled_neg[c].append(pooled_series(e.embeddings, e.starts, c))
         neg.append(e.embeddings)
         neg_scores.append(e.scores)
         neg_group.append(np.full(len(e), j))
@@ -98,6 +121,9 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
         negative_group=np.concatenate(neg_group) if neg_group else np.zeros(0, int),
         negative_starts=np.concatenate(neg_starts) if neg_starts else np.zeros(0),
         background_seconds=sum(audible_seconds_of([p], params.sample_rate_hz) for p in room), examples=len(examples),
+        pooled={c: (np.concatenate(pooled_pos[c]),
+                    np.concatenate(pooled_neg[c]) if pooled_neg[c] else np.zeros((0, 2 * dims), np.float32))
+                for c in contexts},
     )
 
 
@@ -139,7 +165,9 @@ def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_
     xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock, options.features), _features(ts.negatives[nm], ts.negative_scores[nm], stock, options.features)]
     ws = [np.full(pm.sum(), 1.0), np.full(nm.sum(), 1.0)]
     if bank is not None and len(bank):
-        xs.append(_features(bank.embeddings, bank_scores, stock, options.features))
+        # The shipped bank holds single windows (no neighbours): each is its own context.
+        b = bank.embeddings if ts.context <= 0 else np.hstack([bank.embeddings, bank.embeddings])
+        xs.append(_features(b, bank_scores, stock, options.features))
         ws.append(np.full(len(bank), options.bank_weight * max(nm.sum(), len(bank)) / len(bank)))
     x = np.concatenate(xs)
     y = np.concatenate([np.ones(pm.sum()), np.zeros(len(x) - pm.sum())])
@@ -150,6 +178,56 @@ def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_
     return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init)
 
 
+def _room_folds(groups: np.ndarray, folds: int) -> np.ndarray:
+    """Each room window's fold: by recording when there are enough, else contiguous parts of each."""
+    if len(np.unique(groups)) >= folds:
+        return groups % folds
+    fold = np.zeros(len(groups), int)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        fold[idx] = np.arange(len(idx)) * folds // max(len(idx), 1)
+    return fold
+
+
+def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock, options: TrainOptions) -> tuple[float, list]:
+    """The context (seconds) that cross-validates best on the examples and the room alone.
+
+    Folds hold out examples and room recordings together (positives mixed with a held-out room
+    recording go too). A held-out example counts as heard when its best clean window scores above
+    every held-out room window (no false alarm at all); ties go to the better ranking (the share
+    of room windows below each example's best), then to the shorter context: less state, less delay.
+    """
+    candidates = sorted(set(options.contexts))
+    if len(candidates) == 1 or not len(ts.negatives) or ts.examples < 2:
+        return candidates[0], []
+    folds = min(options.cv_folds, ts.examples)
+    ex_fold = np.arange(ts.examples) % folds
+    room_fold = _room_folds(ts.negative_group, folds)
+    table = []
+    for c in candidates:
+        v = ts.view(c)
+        heard, rank = [], []
+        for f in range(folds):
+            held_ex = ex_fold[v.positive_group] == f
+            held_room = room_fold == f
+            unseen = np.unique(v.negative_group[held_room])
+            train_pos = ~held_ex & ~np.isin(v.positive_mix, unseen)
+            if not train_pos.any() or held_room.all() or not held_room.any():
+                continue
+            h = _fit(v, bank, stock, options, pos_mask=train_pos, neg_mask=~held_room, bank_scores=bank_scores)
+            room = h.logits(_features(v.negatives[held_room], v.negative_scores[held_room], stock, options.features))
+            clean = held_ex & (v.positive_mix == -1)
+            z = h.logits(_features(v.positives[clean], v.positive_scores[clean], stock, options.features))
+            for g in np.unique(v.positive_group[clean]):
+                best = float(z[v.positive_group[clean] == g].max())
+                heard.append(best > room.max())
+                rank.append(float(np.mean(room < best)))
+        table.append({"context_seconds": c, "heard": float(np.mean(heard)) if heard else 0.0,
+                      "rank": float(np.mean(rank)) if rank else 0.0})
+    best = max(table, key=lambda r: (round(r["heard"], 6), round(r["rank"], 4), -r["context_seconds"]))
+    return best["context_seconds"], table
+
+
 def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None = None,
               bank_scores: np.ndarray | None = None, options: TrainOptions = TrainOptions()) -> Sound:
     """Fit the head on everything, and calibrate its threshold on cross-fitted room scores."""
@@ -158,6 +236,9 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
     stock = spec.stock_indices
     if len(ts.positives) == 0:
         raise ExamplesError("no window of the examples holds the sound; record clips where it is clearly audible")
+    context, cv = choose_context(ts, bank, bank_scores, stock, options)
+    ts = ts.view(context)
+    spec = replace(spec, context_seconds=context)
     head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
     hours = ts.background_seconds / 3600
     notes = list(ts.notes)
@@ -165,13 +246,7 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
     # are few) is scored by a head fitted without it.
     oof = np.zeros(len(ts.negatives))
     groups = ts.negative_group.copy()
-    if len(np.unique(groups)) >= options.folds:
-        fold = groups % options.folds
-    else:
-        fold = np.zeros(len(groups), int)
-        for g in np.unique(groups):
-            idx = np.flatnonzero(groups == g)
-            fold[idx] = np.arange(len(idx)) * options.folds // max(len(idx), 1)
+    fold = _room_folds(groups, options.folds)
     for f in range(options.folds if len(ts.negatives) else 0):
         held = fold == f
         if held.any():
@@ -207,6 +282,7 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
         "target_fa_per_hour": options.target_fa_per_hour, "fit_seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "notes": notes,
         "options": {k: v for k, v in asdict(options).items()},
+        "context_seconds": context, "context_cv": cv,
     }
     return Sound(name=name, weights=weights.astype(np.float32), bias=float(bias), threshold=threshold,
                  spec=spec, summary=summary)
