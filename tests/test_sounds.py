@@ -381,3 +381,49 @@ def test_context_is_a_new_field_that_old_files_read_as_one_window(tmp_path):
     assert load_sound_file(save_sound(wide, tmp_path / "wide.sound.npz")).spec.context_seconds == 3.0
     with pytest.raises(SoundError, match="needs the windows before this one"):
         wide.score(type("W", (), {"embedding": np.zeros(1024, np.float32), "scores": None})())
+
+
+def test_cross_validation_picks_context_for_a_pattern_no_single_window_shows():
+    """A sound that is a rhythm of two room-like pieces (A, B, A, B every second): any one window
+    looks like the room, which has long runs of A and of B. Cross-validation on the examples and
+    the room alone must choose a context, and that head must rank a new example above the room's
+    windows (all but the few where the room itself switches from A to B)."""
+    from edgekit.sounds.embed import Embedded
+    from edgekit.sounds.examples import Example
+    from edgekit.sounds.train import TrainOptions, choose_context, fit_sound, prepare
+
+    dims, hop_rng = 16, np.random.default_rng(5)
+    a, b = np.eye(dims)[0] * 3, np.eye(dims)[1] * 3
+
+    def embed(pcm, hop):
+        starts = np.arange(0, max(len(pcm) / RATE - 0.975, 0) + 1e-9, hop)
+        rows = []
+        for t in starts:
+            m = float(np.mean(pcm[int(t * RATE): int((t + 0.975) * RATE)]))
+            rows.append((a if m > 0 else b) + hop_rng.normal(0, 0.3, dims))
+        e = np.array(rows, np.float32)
+        return Embedded(starts, np.zeros((len(e), 521), np.float32), e)
+
+    def rhythm(seconds, phase=0.0):
+        t = np.arange(int(seconds * RATE)) / RATE
+        return np.where(((t + phase) // 1.0) % 2 == 0, 1000, -1000).astype(np.int16)
+
+    def runs(seconds, first):
+        t = np.arange(int(seconds * RATE)) / RATE
+        return np.where((t // 20) % 2 == first, 1000, -1000).astype(np.int16)
+
+    room = [(f"room{i}", runs(90, i % 2)) for i in range(3)]
+    examples = [Example(f"ex{i}", rhythm(8, 0.3 * i), np.ones(8 * RATE, bool)) for i in range(4)]
+    options = TrainOptions(augment=0, contexts=(0.0, 2.0), target_fa_per_hour=60.0, hop=0.25, background_hop=0.25)
+    ts = prepare(examples, room, embed, options)
+    context, table, _ = choose_context(ts, None, None, (), options)
+    assert context == 2.0, table
+    spec = EmbeddingSpec("fake.tflite", "ab" * 32, 0.25, "fixed", dims)
+    sound = fit_sound("rhythm", ts, spec, None, None, options)
+    assert sound.spec.context_seconds == 2.0 and sound.summary["context_cv"] == table
+    new = embed(rhythm(8, 0.7), 0.25)
+    room_e = [embed(pcm, 0.25) for _, pcm in room]
+    room_logits = np.concatenate([sound.logits(e.embeddings, None, e.starts) for e in room_e])
+    assert np.mean(room_logits < sound.logits(new.embeddings, None, new.starts).max()) > 0.95
+    by = {r["context_seconds"]: r for r in table}
+    assert by[2.0]["rank"] > by[0.0]["rank"]

@@ -26,6 +26,7 @@ from .logreg import fit_logistic
 from ..detect.heads import EmbeddingSpec, Sound, check_name, feature_matrix
 
 Embed = Callable[[np.ndarray, float], Embedded]  # (int16 pcm, hop seconds) -> windows
+CV_NEWTON_STEPS = 4  # a fold's fit from the full head's optimum: Newton converges in a few steps
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def _features(emb, scores, stock: tuple[int, ...], kind: str = "embedding"):
     return feature_matrix(emb, scores, stock, kind)
 
 
-def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None, init=None):
+def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None, init=None,
+         max_iter: int = 100):
     pm = np.ones(len(ts.positives), bool) if pos_mask is None else pos_mask
     nm = np.ones(len(ts.negatives), bool) if neg_mask is None else neg_mask
     xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock, options.features), _features(ts.negatives[nm], ts.negative_scores[nm], stock, options.features)]
@@ -175,7 +177,8 @@ def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_
     if options.balance:
         w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
     w *= len(w) / w.sum()
-    return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init)
+    return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init,
+                        max_iter=max_iter)
 
 
 def _room_folds(groups: np.ndarray, folds: int) -> np.ndarray:
@@ -189,23 +192,29 @@ def _room_folds(groups: np.ndarray, folds: int) -> np.ndarray:
     return fold
 
 
-def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock, options: TrainOptions) -> tuple[float, list]:
-    """The context (seconds) that cross-validates best on the examples and the room alone.
+def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock,
+                   options: TrainOptions) -> tuple[float, list, object]:
+    """The context (seconds) that cross-validates best on the examples and the room alone; the
+    table of candidates; the chosen context's head fitted on everything (None: not fitted yet).
 
     Folds hold out examples and room recordings together (positives mixed with a held-out room
     recording go too). A held-out example counts as heard when its best clean window scores above
     every held-out room window (no false alarm at all); ties go to the better ranking (the share
     of room windows below each example's best), then to the shorter context: less state, less delay.
+    Each fold's head starts from the head fitted on everything (Newton's method then needs a step
+    or three to the fold's own optimum, as in the threshold's cross-fitting): a 2048-d fit costs
+    about four times a 1024-d one, and this keeps choosing among four contexts affordable.
     """
     candidates = sorted(set(options.contexts))
     if len(candidates) == 1 or not len(ts.negatives) or ts.examples < 2:
-        return candidates[0], []
+        return candidates[0], [], None
     folds = min(options.cv_folds, ts.examples)
     ex_fold = np.arange(ts.examples) % folds
     room_fold = _room_folds(ts.negative_group, folds)
-    table = []
+    table, heads = [], {}
     for c in candidates:
         v = ts.view(c)
+        heads[c] = full = _fit(v, bank, stock, options, bank_scores=bank_scores)
         heard, rank = [], []
         for f in range(folds):
             held_ex = ex_fold[v.positive_group] == f
@@ -214,7 +223,8 @@ def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock, optio
             train_pos = ~held_ex & ~np.isin(v.positive_mix, unseen)
             if not train_pos.any() or held_room.all() or not held_room.any():
                 continue
-            h = _fit(v, bank, stock, options, pos_mask=train_pos, neg_mask=~held_room, bank_scores=bank_scores)
+            h = _fit(v, bank, stock, options, pos_mask=train_pos, neg_mask=~held_room, bank_scores=bank_scores,
+                     init=full, max_iter=CV_NEWTON_STEPS)
             room = h.logits(_features(v.negatives[held_room], v.negative_scores[held_room], stock, options.features))
             clean = held_ex & (v.positive_mix == -1)
             z = h.logits(_features(v.positives[clean], v.positive_scores[clean], stock, options.features))
@@ -225,7 +235,7 @@ def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock, optio
         table.append({"context_seconds": c, "heard": float(np.mean(heard)) if heard else 0.0,
                       "rank": float(np.mean(rank)) if rank else 0.0})
     best = max(table, key=lambda r: (round(r["heard"], 6), round(r["rank"], 4), -r["context_seconds"]))
-    return best["context_seconds"], table
+    return best["context_seconds"], table, heads[best["context_seconds"]]
 
 
 def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None = None,
@@ -236,10 +246,11 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
     stock = spec.stock_indices
     if len(ts.positives) == 0:
         raise ExamplesError("no window of the examples holds the sound; record clips where it is clearly audible")
-    context, cv = choose_context(ts, bank, bank_scores, stock, options)
+    context, cv, head = choose_context(ts, bank, bank_scores, stock, options)
     ts = ts.view(context)
     spec = replace(spec, context_seconds=context)
-    head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
+    if head is None:
+        head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
     hours = ts.background_seconds / 3600
     notes = list(ts.notes)
     # Held-out room scores: each background recording (or a contiguous part of one, when there
