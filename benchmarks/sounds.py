@@ -237,7 +237,8 @@ def main() -> None:
                            "latency_p50": clip_latency(test_pos, pos_scores, t_or, clip_scores, cache, events)}
                     if sound:
                         t = 0.0  # the calibrated threshold: score 0.5, logit 0
-                        rec.update({"threshold": t, "recall_cal": float(np.mean(pos_max >= t)),
+                        rec.update({"context_seconds": sound.spec.context_seconds,
+                                    "threshold": t, "recall_cal": float(np.mean(pos_max >= t)),
                                     "xfp_cal": float(np.mean(oth_max >= t)),
                                     "fa_per_hour_cal": false_alarms(bg_s, bg_groups, t) / hours})
                     if len(src_max):
