@@ -316,6 +316,9 @@ def test_cli_learn_list_show_test_remove(tmp_path, monkeypatch, capsys):
     sf.write(tmp_path / "test_alarm.wav", alarms[2][: 6 * RATE], RATE)
 
     assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir),
+                "--fa-per-hour", "100", "--context", "nonsense"]) == 1
+    assert "--context 'nonsense': give seconds from 0 to 6, or auto" in capsys.readouterr().err
+    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir),
                 "--fa-per-hour", "100", "--json"]) == 0
     learned = json.loads(capsys.readouterr().out)
     assert Path(learned["path"]).is_file() and learned["summary"]["examples"] == 2
