@@ -13,7 +13,7 @@ ring, as silence ends a pattern.
 
 from __future__ import annotations
 
-from collections import deque
+import math
 
 import numpy as np
 
@@ -41,24 +41,38 @@ def pooled_series(embeddings: np.ndarray, starts: np.ndarray, context_seconds: f
 
 
 class ContextRing:
-    """The live path's state for one sound: the embeddings of the last ``context_seconds``."""
+    """The live path's state for one sound: the embeddings of the last ``context_seconds``.
+
+    A fixed [MAX_WINDOWS, dims] array written round and round (no allocation per window), and
+    the start time of each row; pooling reads the rows younger than the context.
+    """
 
     def __init__(self, context_seconds: float):
         self.context_seconds = float(context_seconds)
-        self._items: deque[tuple[float, np.ndarray]] = deque(maxlen=MAX_WINDOWS)
+        self._rows: np.ndarray | None = None
+        self._starts = np.full(MAX_WINDOWS, -np.inf)
+        self._next = 0
+        self._last = -np.inf
 
     def push(self, start: float, embedding: np.ndarray) -> np.ndarray:
         """Add a window (its start time, seconds) and return the pooled context ending with it."""
-        self._items.append((float(start), np.asarray(embedding, np.float32)))
-        while len(self._items) > 1 and self._items[0][0] <= start - self.context_seconds + EPS:
-            self._items.popleft()
-        return pool(np.stack([e for _, e in self._items]))
+        e = np.asarray(embedding, np.float32).reshape(-1)
+        if self._rows is None or self._rows.shape[1] != len(e):
+            self._rows = np.zeros((MAX_WINDOWS, len(e)), np.float32)
+        self._rows[self._next] = e
+        self._starts[self._next] = start
+        self._next = (self._next + 1) % MAX_WINDOWS
+        self._last = start
+        live = self._starts > start - self.context_seconds + EPS
+        rows = self._rows[live]
+        return np.concatenate([rows.mean(axis=0), rows.max(axis=0)])
 
     def clear(self) -> None:
-        self._items.clear()
+        self._starts[:] = -np.inf
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Windows in the current context."""
+        return int(np.count_nonzero(self._starts > self._last - self.context_seconds + EPS))
 
 
 class SoundScorer:
@@ -80,6 +94,11 @@ class SoundScorer:
                 ring.clear()  # a gated (silent) window ends the pattern
             else:
                 pooled = ring.push(float(result.end), emb)
-                scores = getattr(result, "scores", None)
-                out[i] = snd.score_arrays(pooled[None], None if scores is None else np.atleast_2d(scores))[0]
+                spec = snd.spec
+                if spec.features == "embedding" and not spec.stock_indices:  # the common case: one dot
+                    z = float(np.dot(pooled, snd.weights)) + snd.bias
+                    out[i] = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+                else:
+                    scores = getattr(result, "scores", None)
+                    out[i] = snd.score_arrays(pooled[None], None if scores is None else np.atleast_2d(scores))[0]
         return out
