@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DATA, need
 from edgekit.audio.background import (MIN_SECONDS, SILENCE_DBFS, audible_seconds, audible_seconds_of,
                                       false_alarm_budget)
 from edgekit.cli import main
