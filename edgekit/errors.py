@@ -100,6 +100,10 @@ class CalibrationError(EdgekitError, ValueError):
     """Calibration data that cannot support the requested claim (too little background)."""
 
 
+class BackgroundError(CalibrationError):
+    """Too little audible background for a false-alarm budget (calibrate and sounds learn alike)."""
+
+
 class ActionError(EdgekitError):
     """An action (GPIO, MQTT, event log) that cannot be set up."""
 

@@ -90,3 +90,32 @@ def test_unknown_labels_and_rules_without_events_are_named_and_map_fixes_them():
         rule_labels(rules, set(), {"nope": "x"})
     with pytest.raises(EvaluationError, match="RULE=LABEL"):
         parse_map(["smoke"])
+
+
+@pytest.mark.parametrize("kind, content, says", [
+    ("comma", b"filename,onset,offset,event_label\nscene.wav,1.0,2.5,smoke_alarm\nscene.wav,4,6,smoke_alarm\n",
+     "separated by commas"),
+    ("semicolon", b"scene.wav;1.0;2.5;smoke_alarm\n", "separated by commas or semicolons"),
+    ("empty", b"", "is empty"),
+    ("blank", b"\n  \n\t\n", "is empty"),
+    ("binary", b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00", "not a text file"),
+    ("binary-utf8", b"a\x00b\x00c\x00\n", "not a text file"),
+    ("all-bad", b"scene.wav\tone\ttwo\tdog\nscene.wav\t3\t2\tdog\n", "no usable event"),
+])
+def test_annotation_files_that_would_score_everything_as_background_are_refused(tmp_path, capsys, kind, content, says):
+    """Read as "no events", each of these scored a real smoke alarm as FA/h 322: refused, one line,
+    non-zero exit, before any model is loaded."""
+    from edgekit.cli import main
+
+    p = tmp_path / "ann.txt"
+    p.write_bytes(content)
+    with pytest.raises(AnnotationError, match=says):
+        read_annotations(p, ["scene.wav"])
+    rc = main(["evaluate", "--config", str(tmp_path / "none.toml"), "--annotations", str(p), "scene.wav"])
+    err = capsys.readouterr().err
+    assert rc == 1 and says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_tsv_that_only_lists_files_is_still_background_on_purpose(tmp_path):
+    a = read_annotations(write(tmp_path, "a.tsv", "kitchen.wav\nhall.wav\n"))
+    assert a.events == () and a.files == ("kitchen.wav", "hall.wav")

@@ -41,7 +41,7 @@ def test_background_rule_is_one_over_target_hours_and_says_how_much_is_needed():
     assert check_background(1.0, 1.0) == 1
     assert check_background(2.5, 1.0) == 2
     assert check_background(0.5, 2.0) == 1
-    with pytest.raises(CalibrationError, match=r"40.0 min of background .* at least 60 min .* --target-fa-per-hour 1.5"):
+    with pytest.raises(CalibrationError, match=r"40.0 min of audible background .* at least 60 min .* --target-fa-per-hour 1.5"):
         check_background(40 / 60, 1.0)
     with pytest.raises(CalibrationError, match="positive"):
         check_background(1.0, 0)
@@ -86,13 +86,18 @@ def test_written_config_keeps_comments_and_parses_to_the_fitted_values():
     data = read_toml(EXAMPLE)
     cfg = parse_config(data)
     smoke = cfg.rules[0]
-    new = replace(smoke, enter=0.37, release=0.2, smoothing="none", k=1, n=1, hold=1.0)
+    new = replace(smoke, enter=0.37, release=0.3, smoothing="none", k=1, n=1, hold=1.0)
     out = write_config(text, {smoke.name: Fitted(new, 0, 0.0, 1.0, None)}, "calibrated for a test")
     assert out.startswith("# calibrated for a test\n")
-    assert "# start when the score reaches this..." in out and "# edgekit daemon config" in out
+    assert "# edgekit daemon config" in out
+    # A changed value's comment described the old value: replaced. An unchanged one keeps its own.
+    assert "# start when the score reaches this..." not in out and "stay on through gaps shorter than 5 s" not in out
+    assert "start when 2 of the last 3 windows" not in out
+    assert "# ...and end once it falls below this" in out
+    assert "hold = 1.0 # set by edgekit calibrate" in out
     import tomllib
 
     again = parse_config(tomllib.loads(out))
     r = again.rules[0]
-    assert (r.enter, r.release, r.smoothing, r.hold) == (0.37, 0.2, "none", 1.0)
+    assert (r.enter, r.release, r.smoothing, r.hold) == (0.37, 0.3, "none", 1.0)
     assert again.rules[1] == cfg.rules[1]

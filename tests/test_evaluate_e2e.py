@@ -59,7 +59,7 @@ def test_evaluate_reports_every_rule_as_json_table_and_plots(scene, capsys):
     assert rc == 0, out.err
     result = json.loads((root / "out.json").read_text())
     keys = {"events", "detected", "missed", "false_alarms", "precision", "recall", "f1", "false_alarms_per_hour",
-            "latency_p50", "latency_p95"}
+            "latency_p50", "latency_p95", "dcase_onset", "dcase_onset_offset", "alerts"}
     assert set(result["rules"]) == {"dog", "siren_rule"}
     for m in result["rules"].values():
         assert keys <= set(m)
@@ -69,6 +69,52 @@ def test_evaluate_reports_every_rule_as_json_table_and_plots(scene, capsys):
     assert result["rules"]["dog"]["detected"] >= 1  # barks at 10-20 dB over rain are heard
     pngs = sorted(p.name for p in (root / "plots").glob("*.png"))
     assert pngs == ["curve_dog.png", "curve_siren_rule.png", "timeline_scene.png"]
+
+
+def test_evaluate_detected_agrees_event_by_event_with_the_daemons_own_event_log(scene, tmp_path):
+    """`edgekit run --source --speed max` writes its event log; a plain reading of that log (an event
+    is detected when its rule starts within [onset - 0.5 s, offset + 2 s]; any other start is a false
+    alarm) gives, event by event, what `evaluate` reports."""
+    import csv
+    import subprocess
+    import sys
+
+    root, cfg, audio = scene
+    log = tmp_path / "events.jsonl"
+    daemon_cfg = tmp_path / "daemon.toml"
+    daemon_cfg.write_text(cfg.read_text() + f'\n[log]\npath = "{log}"\n')
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "run", "--config", str(daemon_cfg), "--source", str(audio),
+                           "--speed", "max"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    starts: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] == "start":
+            starts.setdefault(e["rule"], []).append(e["stream_time"])
+    tsv = audio.with_suffix(".tsv")
+    events = [r for r in csv.DictReader(tsv.open(), delimiter="\t") if r.get("event_label")]
+    labels = {"dog": "dog", "siren_rule": "siren"}
+
+    assert main(["evaluate", "--config", str(cfg), "--annotations", str(tsv), "--map", "siren_rule=siren",
+                 "--json", str(tmp_path / "out.json"), str(audio)]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())["rules"]
+    total_detected = 0
+    for rule, label in labels.items():
+        mine = sorted((float(r["onset"]), float(r["offset"])) for r in events if r["event_label"] == label)
+        t = starts.get(rule, [])
+        first = [min((x for x in t if a - 0.5 <= x <= b + 2.0), default=None) for a, b in mine]
+        plain = [x is not None for x in first]
+
+        def r3(x):
+            return None if x is None else round(x, 3)
+
+        theirs = [(r3(a["onset"]), r3(a["offset"]), r3(a["detected_at"])) for a in result[rule]["alerts"]]
+        assert theirs == [(r3(a), r3(b), r3(x)) for (a, b), x in zip(mine, first)], rule
+        assert result[rule]["detected"] == sum(plain)
+        outside = sum(not any(a - 0.5 <= x <= b + 2.0 for a, b in mine) for x in t)
+        assert result[rule]["false_alarms"] == outside
+        total_detected += sum(plain)
+    assert total_detected >= 1 and len(events) >= 2  # not a vacuous agreement
 
 
 def test_replayed_scores_give_the_daemons_own_events(scene, models_dir):
@@ -114,7 +160,7 @@ def test_calibrate_refuses_too_short_background_saying_how_much_is_needed(scene,
     rc = main(["calibrate", "--config", str(cfg), "--background", str(audio), "-o", str(root / "new.toml")])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "at least 60 min" in err and "--target-fa-per-hour 80" in err
+    assert "at least 60 min" in err and "--target-fa-per-hour 80" in err and "audible" in err
     assert not (root / "new.toml").exists()
 
 
@@ -139,6 +185,12 @@ def test_calibrated_config_says_what_to_expect_per_rule(scene):
     text = (root / "new.toml").read_text()
     assert text.startswith("# thresholds calibrated by edgekit calibrate: target 20 false alarms per hour")
     assert "#   dog: " in text and "recall" in text and "#   siren_rule: " in text and "no --examples" in text
+    # The examples folder's clips are mixed in several times each: the note says which is which.
+    import re
+
+    n_clips = len(list((EVENTS / "target" / "dog").glob("*.*")))
+    m = re.search(r"recall [\d.]+ on (\d+) mixtures of (\d+) clips", text)
+    assert m and int(m.group(2)) == n_clips
 
 
 def test_soundscape_without_targets_is_one_clear_error(tmp_path, capsys):

@@ -38,8 +38,9 @@ def sounds_dir(tmp_path_factory) -> Path:
     room = [(p.name, read_audio(p)) for p in sorted((DATA / "events" / "background" / "speech").glob("resemblyzer*"))
             [1::2][:4]]
     alarms = _alarms()
+    # 44 s of room: a budget of 100 false alarms/h is the lowest it can show (1/target hours).
     sound = learn("beeper", [(f"a{i}", a[: 4 * RATE]) for i, a in enumerate(alarms[:2])], room, embedder,
-                  TrainOptions(augment=1))
+                  TrainOptions(augment=1, target_fa_per_hour=100))
     d = tmp_path_factory.mktemp("sounds")
     save_sound(sound, sound_path("beeper", d))
     # The same head, claimed for another model: its hash does not match.
@@ -157,3 +158,59 @@ def test_evaluate_scores_a_rule_that_names_a_custom_sound(env, tmp_path, capsys)
     assert cli(["evaluate", "--config", str(config), "--annotations", str(tsv), "--json", str(out), str(clip)]) == 0
     rule = json.loads(out.read_text())["rules"]["alarm"]
     assert (rule["events"], rule["detected"], rule["false_alarms"]) == (1, 1, 0)
+
+
+def test_a_sound_with_context_scores_the_same_live_as_offline_with_bounded_state(tmp_path):
+    """A head on 2 s of pooled windows: the daemon's path (Pipeline, window by window, a ring per
+    sound) gives the scores that pooling the whole recording offline gives, the ring never holds
+    more than 2 s of windows, and the file records the context."""
+    from edgekit.audio.files import read_audio
+    from edgekit.detect.heads import load_sound_file
+    from edgekit.evaluate.replay import score_file
+    from edgekit.models.model import load_model
+    from edgekit.params import FeatureParams
+    from edgekit.sounds.embed import Embedder
+    from edgekit.sounds.train import TrainOptions, learn
+
+    models = need(DATA / "models")
+    embedder = Embedder(models / "yamnet_spectra_in.tflite", frontend="fixed")
+    room = [(p.name, read_audio(p)) for p in sorted((DATA / "events" / "background" / "speech").glob("resemblyzer*"))
+            [1::2][:4]]
+    alarms = _alarms()
+    sound = learn("beeper2", [(f"a{i}", a[: 4 * RATE]) for i, a in enumerate(alarms[:2])], room, embedder,
+                  TrainOptions(augment=1, target_fa_per_hour=100, contexts=(2.0,)))
+    assert sound.spec.context_seconds == 2.0 and sound.weights.shape == (2 * 1024,)
+    loaded = load_sound_file(save_sound(sound, tmp_path / "beeper2.sound.npz"))
+    assert loaded.spec.context_seconds == 2.0
+
+    speech = read_audio(DATA / "audio" / "speech.wav")
+    clip = tmp_path / "held_out.wav"
+    sf.write(clip, np.concatenate([speech, alarms[2][: 8 * RATE], speech]), RATE, subtype="PCM_16")
+    model = load_model(models / "yamnet_spectra_in.tflite", params=FeatureParams().with_hop(0.2), embedding=True)
+    live, _ = score_file(model, clip, (), "fixed", None, (loaded,))
+    offline = embedder.embed(read_audio(clip), 0.2)
+    want = loaded.score_arrays(offline.embeddings, offline.scores, offline.starts)
+    n = min(len(want), len(live.scores))
+    assert n > 50
+    np.testing.assert_allclose(live.scores[:n, -1], want[:n], atol=2e-4)
+    onset = len(speech) / RATE
+    heard = live.end[live.scores[:, -1] >= loaded.threshold]
+    assert len(heard) and onset <= heard.min() <= onset + 3.0
+
+
+def test_context_ring_is_bounded_and_pools_like_the_offline_series():
+    from edgekit.detect.context import MAX_WINDOWS, ContextRing, pooled_series
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(200, 8)).astype(np.float32)
+    starts = np.arange(200) * 0.1
+    ring = ContextRing(2.0)
+    live = np.stack([ring.push(t, e) for t, e in zip(starts, emb)])
+    assert len(ring) == 20  # windows started within the last 2 s: (t - 2, t]
+    np.testing.assert_allclose(live, pooled_series(emb, starts, 2.0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(live[50, :8], emb[31:51].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(live[50, 8:], emb[31:51].max(0))
+    wide = ContextRing(100.0)
+    for t, e in zip(starts, emb):
+        wide.push(t, e)
+    assert len(wide) == MAX_WINDOWS

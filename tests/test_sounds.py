@@ -279,7 +279,8 @@ def test_learn_a_sound_and_hear_it_in_another_recording(embedder):
 
     alarms = smoke_alarm_clips()
     examples = [(f"alarm{i}", a[: 4 * RATE]) for i, a in enumerate(alarms[:2])]
-    sound = learn("smoke", examples, background_clips(), embedder, TrainOptions(augment=1))
+    # 75 s of room: enough for a budget of 60 false alarms/h, the lowest it can show (1/target hours).
+    sound = learn("smoke", examples, background_clips(), embedder, TrainOptions(augment=1, target_fa_per_hour=60))
     assert sound.summary["examples_detected"] == 2
     held_out = embedder.embed(alarms[2][: 8 * RATE], sound.spec.hop_seconds)
     assert sound.score_arrays(held_out.embeddings).max() >= sound.threshold
@@ -296,7 +297,7 @@ def test_examples_that_are_just_the_room_are_refused(embedder):
     room = background_clips(6)
     examples = [(f"room{i}", pcm) for i, (_, pcm) in enumerate(room[:2])]
     with pytest.raises(ExamplesError, match="indistinguishable from the background"):
-        learn("nothing", examples, room, embedder, TrainOptions(augment=0))
+        learn("nothing", examples, room, embedder, TrainOptions(augment=0, target_fa_per_hour=60))
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -316,7 +317,11 @@ def test_cli_learn_list_show_test_remove(tmp_path, monkeypatch, capsys):
         sf.write(bg_dir / f"{name}.wav", pcm, RATE)
     sf.write(tmp_path / "test_alarm.wav", alarms[2][: 6 * RATE], RATE)
 
-    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir), "--json"]) == 0
+    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir),
+                "--fa-per-hour", "100", "--context", "nonsense"]) == 1
+    assert "--context 'nonsense': give seconds from 0 to 6, or auto" in capsys.readouterr().err
+    assert cli(["sounds", "learn", "smoke", "--examples", str(ex_dir), "--background", str(bg_dir),
+                "--fa-per-hour", "100", "--json"]) == 0
     learned = json.loads(capsys.readouterr().out)
     assert Path(learned["path"]).is_file() and learned["summary"]["examples"] == 2
 
@@ -403,3 +408,66 @@ def test_check_model_against_a_loaded_model():
     other = load_model(need(DATA / "models" / "yamnet_spectra_in.tflite"))
     with pytest.raises(SoundModelMismatchError, match="yamnet_spectra_in.tflite"):
         sound.check_model(other)
+
+
+def test_context_is_a_new_field_that_old_files_read_as_one_window(tmp_path):
+    import json as _json
+
+    from edgekit.detect.heads import load_sound_file
+
+    plain = make_sound()
+    p = save_sound(plain, tmp_path / "plain.sound.npz")
+    with np.load(p, allow_pickle=False) as z:
+        assert "context_seconds" not in _json.loads(str(z["meta"]))["spec"]  # written as before
+    assert load_sound_file(p).spec.context_seconds == 0.0
+    wide = make_sound(name="wide")
+    wide = Sound(wide.name, np.zeros(2048, np.float32), 0.0, 0.5, replace(wide.spec, context_seconds=3.0))
+    assert load_sound_file(save_sound(wide, tmp_path / "wide.sound.npz")).spec.context_seconds == 3.0
+    with pytest.raises(SoundError, match="needs the windows before this one"):
+        wide.score(type("W", (), {"embedding": np.zeros(1024, np.float32), "scores": None})())
+
+
+def test_cross_validation_picks_context_for_a_pattern_no_single_window_shows():
+    """A sound that is a rhythm of two room-like pieces (A, B, A, B every second): any one window
+    looks like the room, which has long runs of A and of B. Cross-validation on the examples and
+    the room alone must choose a context, and that head must rank a new example above the room's
+    windows (all but the few where the room itself switches from A to B)."""
+    from edgekit.sounds.embed import Embedded
+    from edgekit.sounds.examples import Example
+    from edgekit.sounds.train import TrainOptions, choose_context, fit_sound, prepare
+
+    dims, hop_rng = 16, np.random.default_rng(5)
+    a, b = np.eye(dims)[0] * 3, np.eye(dims)[1] * 3
+
+    def embed(pcm, hop):
+        starts = np.arange(0, max(len(pcm) / RATE - 0.975, 0) + 1e-9, hop)
+        rows = []
+        for t in starts:
+            m = float(np.mean(pcm[int(t * RATE): int((t + 0.975) * RATE)]))
+            rows.append((a if m > 0 else b) + hop_rng.normal(0, 0.3, dims))
+        e = np.array(rows, np.float32)
+        return Embedded(starts, np.zeros((len(e), 521), np.float32), e)
+
+    def rhythm(seconds, phase=0.0):
+        t = np.arange(int(seconds * RATE)) / RATE
+        return np.where(((t + phase) // 1.0) % 2 == 0, 1000, -1000).astype(np.int16)
+
+    def runs(seconds, first):
+        t = np.arange(int(seconds * RATE)) / RATE
+        return np.where((t // 20) % 2 == first, 1000, -1000).astype(np.int16)
+
+    room = [(f"room{i}", runs(90, i % 2)) for i in range(3)]
+    examples = [Example(f"ex{i}", rhythm(8, 0.3 * i), np.ones(8 * RATE, bool)) for i in range(4)]
+    options = TrainOptions(augment=0, contexts=(0.0, 2.0), target_fa_per_hour=60.0, hop=0.25, background_hop=0.25)
+    ts = prepare(examples, room, embed, options)
+    context, table, _ = choose_context(ts, None, None, (), options)
+    assert context == 2.0, table
+    spec = EmbeddingSpec("fake.tflite", "ab" * 32, 0.25, "fixed", dims)
+    sound = fit_sound("rhythm", ts, spec, None, None, options)
+    assert sound.spec.context_seconds == 2.0 and sound.summary["context_cv"] == table
+    new = embed(rhythm(8, 0.7), 0.25)
+    room_e = [embed(pcm, 0.25) for _, pcm in room]
+    room_logits = np.concatenate([sound.logits(e.embeddings, None, e.starts) for e in room_e])
+    assert np.mean(room_logits < sound.logits(new.embeddings, None, new.starts).max()) > 0.95
+    by = {r["context_seconds"]: r for r in table}
+    assert by[2.0]["rank"] > by[0.0]["rank"]

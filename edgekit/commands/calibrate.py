@@ -55,14 +55,15 @@ def run(args) -> int:
     files = [str(f) for b in args.background for f in audio_files(b)]
     if not files:
         raise CalibrationError("no background audio found in " + ", ".join(args.background))
-    from edgekit.audio.files import audio_seconds
+    from edgekit.audio.background import audible_seconds_of_files
 
-    hours = sum(audio_seconds(f) for f in files) / 3600
-    check_background(hours, args.target_fa_per_hour)  # before any model time is spent
+    # Before any model time is spent; digital silence does not count (edgekit.audio.background).
+    hours = audible_seconds_of_files(files) / 3600
+    check_background(hours, args.target_fa_per_hour)
     model = model_for(config, args.hop)
     config = load_config(args.config, labels=model.labels)
     background = [scores_for(f, model, config, args.cache)[0] for f in files]
-    ex_scores, reference = None, []
+    ex_scores, reference, clips = None, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         if examples:
             from edgekit.evaluate.annotations import Annotation
@@ -81,7 +82,7 @@ def run(args) -> int:
         fitted[rule.name] = fit_rule(rule, labels_for(config, model), background, args.target_fa_per_hour,
                                      ex_scores if ref else None, ref)
     print(f"{'rule':<18} {'enter':>5} {'release':>7} {'smoothing':>10} {'hold':>5} {'FA':>3} {'FA/h':>5} "
-          f"{'recall':>6} {'examples':>8}")
+          f"{'recall':>6} {'mixtures':>8}")
     for name, f in fitted.items():
         r, m = f.rule, f.examples
         rec = "-" if m is None or m.recall is None else f"{m.recall:.2f}"
@@ -89,13 +90,16 @@ def run(args) -> int:
         sm = sm if r.smoothing != "mean" else f"mean{r.n}"
         print(f"{name[:18]:<18} {r.enter:>5.2f} {r.release:>7.3f} {sm:>10} {r.hold:>5g} {f.false_alarms:>3} "
               f"{f.false_alarms_per_hour:>5.2f} {rec:>6} {m.events if m else 0:>8}")
-    print(f"fitted on {hours * 60:.1f} min of background; recall on examples mixed in at {args.snr} dB SNR")
+    print(f"fitted on {hours * 60:.1f} min of audible background; recall on the example clips mixed into it at "
+          f"{args.snr} dB SNR (each clip several times)")
     note = (f"thresholds calibrated by edgekit calibrate: target {args.target_fa_per_hour:g} false alarms per hour per "
-            f"rule,\non {hours * 60:.1f} min of background ({len(files)} files). Expected:")
+            f"rule,\non {hours * 60:.1f} min of audible background ({len(files)} files). Expected:")
     for name, f in fitted.items():
         m = f.examples
+        n_clips = len(clips.get(name, ())) if examples else 0
         note += (f"\n  {name}: {f.false_alarms_per_hour:.2f} false alarms/h on that background"
-                 + (f", recall {m.recall:.2f} on {m.events} examples at {args.snr} dB SNR"
+                 + (f", recall {m.recall:.2f} on {m.events} mixtures of {n_clips} clip{'s' if n_clips != 1 else ''} "
+                    f"at {args.snr} dB SNR"
                     if m is not None and m.recall is not None else ", recall not measured (no --examples)"))
     if args.output:
         text = Path(args.config).read_text()

@@ -117,12 +117,14 @@ class _TextOut:
     def __init__(self, path, model, k: int, sounds=()):
         from edgekit.audio.files import audio_seconds
 
-        self.model, self.k, self.sounds = model, k, sounds
+        from edgekit.detect.context import SoundScorer
+
+        self.model, self.k, self.sounds, self.scorer = model, k, sounds, SoundScorer(sounds)
         print(f"{path}  ({audio_seconds(path):.2f} s, {model.path.name} on {model.device})")
 
     def window(self, w) -> None:
         tops = "  ".join(f"{self.model.labels[i]} {s:.2f}" for i, s in w.top(self.k))
-        mine = "".join(f"  | {snd.name} {snd.score(w):.2f}" for snd in self.sounds)
+        mine = "".join(f"  | {snd.name} {x:.2f}" for snd, x in zip(self.sounds, self.scorer(w)))
         print(f"  {w.start:7.2f}-{w.end:7.2f} s  {tops}{mine}")
 
     def close(self, error: str | None = None) -> None:
@@ -136,14 +138,17 @@ class _JsonOut:
     def __init__(self, path, model, args):
         head = {"file": str(path), **model.describe(),
                 "frontend": (args.frontend or "float") if model.kind == "log-mel" else None, "hop": args.hop}
+        from edgekit.detect.context import SoundScorer
+
         self.model, self.k, self.first, self.sounds = model, args.top, True, args.loaded_sounds
+        self.scorer = SoundScorer(self.sounds)
         sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "windows": [')
 
     def window(self, w) -> None:
         item = {"start": round(w.start, 3), "end": round(w.end, 3),
                 "top": [{"index": i, "label": self.model.labels[i], "score": round(s, 6)} for i, s in w.top(self.k)]}
         if self.sounds:
-            item["sounds"] = {snd.name: round(snd.score(w), 6) for snd in self.sounds}
+            item["sounds"] = {snd.name: round(float(x), 6) for snd, x in zip(self.sounds, self.scorer(w))}
         sys.stdout.write(("" if self.first else ", ") + json.dumps(item, ensure_ascii=False))
         self.first = False
 

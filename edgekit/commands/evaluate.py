@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-HELP = "measure the config's rules on annotated recordings: recall, precision, F1, false alarms per hour, latency"
+HELP = ("measure the config's rules on annotated recordings as alarms: events detected, false alarms per hour, "
+        "latency (DCASE's collar F1 beside them)")
 
 
 def add_arguments(p) -> None:
@@ -17,9 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="DIR", help="write PNGs: timelines and recall/false-alarm curves")
     p.add_argument("--hop", type=float, help="window hop in seconds (default: the config's hop_seconds)")
-    p.add_argument("--onset-collar", type=float, default=1.0, help="seconds (default 1.0)")
-    p.add_argument("--no-offsets", action="store_true",
-                   help="match on onsets only (default: also offsets, within max(collar, half the event))")
+    p.add_argument("--onset-collar", type=float, default=1.0,
+                   help="seconds, for the secondary DCASE F1 figures only (default 1.0)")
     p.add_argument("--cache", metavar="DIR", help="keep each file's scores here and reuse them")
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="recordings named in the annotations")
 
@@ -29,22 +29,29 @@ def _fmt(x, spec=".2f") -> str:
 
 
 def table(ev) -> str:
-    head = f"{'rule':<18} {'label':<16} {'events':>6} {'det':>4} {'miss':>4} {'FA':>4} {'prec':>5} {'recall':>6} " \
-           f"{'F1':>5} {'FA/h':>6} {'p50 s':>6} {'p95 s':>6}"
+    from edgekit.evaluate.metrics import AFTER, BEFORE
+
+    head = f"{'rule':<18} {'label':<16} {'events':>6} {'det':>4} {'miss':>4} {'FA':>4} {'recall':>6} " \
+           f"{'FA/h':>6} {'p50 s':>6} {'p95 s':>6} | {'F1 on':>5} {'F1 on+off':>9}"
     rows = [head, "-" * len(head)]
     for name, m in ev.rules.items():
+        on = m.dcase_onset.f1 if m.dcase_onset else None
+        onoff = m.dcase_onset_offset.f1 if m.dcase_onset_offset else None
         rows.append(f"{name[:18]:<18} {ev.labels[name][:16]:<16} {m.events:>6} {m.detected:>4} {m.missed:>4} "
-                    f"{m.false_alarms:>4} {_fmt(m.precision):>5} {_fmt(m.recall):>6} {_fmt(m.f1):>5} "
-                    f"{_fmt(m.false_alarms_per_hour, '.1f'):>6} {_fmt(m.latency_p50):>6} {_fmt(m.latency_p95):>6}")
+                    f"{m.false_alarms:>4} {_fmt(m.recall):>6} {_fmt(m.false_alarms_per_hour, '.1f'):>6} "
+                    f"{_fmt(m.latency_p50):>6} {_fmt(m.latency_p95):>6} | {_fmt(on):>5} {_fmt(onoff):>9}")
     hours = sum(ev.files.values()) / 3600
-    rows.append(f"{len(ev.files)} recording(s), {hours * 60:.1f} min. FA/h: detections starting away from every "
-                "annotated event of the label, per hour of such audio.")
+    rows.append(f"{len(ev.files)} recording(s), {hours * 60:.1f} min. An event is detected when its rule starts "
+                f"within {BEFORE:g} s before its onset to {AFTER:g} s after its offset; FA: a start away from every "
+                "such event of the label; FA/h: per hour of that audio; latency: first start - onset. "
+                "Secondary: DCASE event F1 (sed_eval, onset collar; onset+offset collars).")
     return "\n".join(rows)
 
 
 def run(args) -> int:
     from edgekit.daemon.config import load_config
     from edgekit.evaluate.annotations import read_annotations
+    from edgekit.evaluate.metrics import AFTER, BEFORE
     from edgekit.evaluate.runner import evaluate, labels_for, model_for, parse_map
 
     mapping = parse_map(args.map)
@@ -52,19 +59,19 @@ def run(args) -> int:
     config = load_config(args.config)  # values first, before the slow model load
     model = model_for(config, args.hop)
     config = load_config(args.config, labels=model.labels)
-    ev = evaluate(config, model, annotations, args.audio, mapping, args.onset_collar, not args.no_offsets,
-                  cache_dir=args.cache)
+    ev = evaluate(config, model, annotations, args.audio, mapping, args.onset_collar, cache_dir=args.cache)
     for p in ev.problems:
         print(f"edgekit: warning: {p}", file=sys.stderr)
     print(table(ev))
     if args.json:
-        out = {**ev.as_dict(), "hop": model.params.patch_hop_seconds, "onset_collar": args.onset_collar,
-               "offsets": not args.no_offsets, "config": args.config}
+        out = {**ev.as_dict(), "hop": model.params.patch_hop_seconds, "config": args.config,
+               "alerting": {"before_onset": BEFORE, "after_offset": AFTER},
+               "dcase_onset_collar": args.onset_collar}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
     if args.plot:
         from edgekit.evaluate.plots import plot_evaluation
 
-        for path in plot_evaluation(ev, config, labels_for(config, model), args.plot, args.onset_collar, not args.no_offsets):
+        for path in plot_evaluation(ev, config, labels_for(config, model), args.plot):
             print(f"wrote {path}")
     return 0

@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
                    help="clips of the sound, each with a little of the room before and after it")
     p.add_argument("--background", nargs="+", default=[], metavar="FILE|DIR",
                    help="recordings of the room without the sound: negatives, and what the threshold is "
-                        "calibrated on (a few minutes or more)")
+                        "calibrated on (1/N hours of audible room for --fa-per-hour N)")
     p.add_argument("--model", default="yamnet_spectra_in",
                    help="the model the daemon runs (a sound only works with the model it was learned on): zoo "
                         "name or .tflite path (default: yamnet_spectra_in, as in the example config)")
@@ -30,6 +30,10 @@ def add_arguments(parser) -> None:
                    help="YAMNet label(s) the sound resembles (e.g. \"Doorbell\"): their score becomes a feature")
     p.add_argument("--fa-per-hour", type=float, default=1.0,
                    help="false alarms per hour the threshold allows on the background (default 1)")
+    p.add_argument("--context", default="0", metavar="SECONDS|auto",
+                   help="seconds of windows pooled (mean and max of the embeddings) into each feature, for "
+                        "sounds that are patterns over seconds (beeps, knocks): 0 = one window (default), "
+                        "up to 6, or 'auto': cross-validation on your clips and room picks 0 or 2")
     p.add_argument("--no-bank", action="store_true", help="do not use the shipped negatives (everyday sounds)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--dir", help="write the sound here (default: $EDGEKIT_SOUNDS_DIR, the service's "
@@ -107,6 +111,23 @@ def _read_all(paths: list[Path]) -> list[tuple[str, object]]:
     return out
 
 
+AUTO_CONTEXTS = (0.0, 2.0)  # what --context auto chooses among (benchmarks/README.md: why these)
+
+
+def _contexts(text: str) -> tuple[float, ...]:
+    from ..detect.heads import MAX_CONTEXT_SECONDS
+
+    if text.strip().lower() == "auto":
+        return AUTO_CONTEXTS
+    try:
+        c = float(text)
+    except ValueError:
+        c = -1.0
+    if not 0 <= c <= MAX_CONTEXT_SECONDS:
+        raise SoundError(f"--context {text!r}: give seconds from 0 to {MAX_CONTEXT_SECONDS:g}, or auto")
+    return (c,)
+
+
 def _learn(args) -> int:
     from ..sounds.embed import Embedder
     from ..detect.heads import check_name, save_sound
@@ -121,7 +142,7 @@ def _learn(args) -> int:
     embedder = Embedder(args.model)
     if embedder.note:
         print(f"edgekit: note: {embedder.note}", file=sys.stderr)
-    options = TrainOptions(target_fa_per_hour=args.fa_per_hour)
+    options = TrainOptions(target_fa_per_hour=args.fa_per_hour, contexts=_contexts(args.context))
     sound = learn(args.name, examples, background, embedder, options, like=tuple(args.like), use_bank=not args.no_bank)
     if args.service:
         from ..detect.sound_store import prepare_service_dir
@@ -140,6 +161,11 @@ def _learn(args) -> int:
     print(f"  threshold {sound.threshold:.2f} (score), set for <= {s['target_fa_per_hour']:g} false alarm(s)/hour; "
           f"held-out background: {'n/a' if fa != fa else f'{fa:.2f}/hour'}; examples detected: "
           f"{s['examples_detected']}/{s['examples']}")
+    if s.get("context_cv"):
+        tried = ", ".join(f"{r['context_seconds']:g} s: {r['heard']:.2f}" for r in s["context_cv"])
+        print(f"  context {sound.spec.context_seconds:g} s, chosen by cross-validation (held-out clips heard: {tried})")
+    elif sound.spec.context_seconds:
+        print(f"  context {sound.spec.context_seconds:g} s (embeddings pooled over that long)")
     for note in s.get("notes", []):
         print(f"  note: {note}")
     print(f"  saved to {path}; use it in a rule: sounds = [\"{sound.name}\"]"
@@ -159,7 +185,8 @@ def _describe(name: str, path: Path) -> dict:
         return {"name": name, "path": str(path), "error": str(exc)}
     return {"name": name, "path": str(path), "model": s.spec.model, "model_sha256": s.spec.model_sha256,
             "threshold": s.threshold, "features": s.spec.features, "like": list(s.spec.stock_labels),
-            "hop_seconds": s.spec.hop_seconds, "frontend": s.spec.frontend, "summary": s.summary}
+            "hop_seconds": s.spec.hop_seconds, "frontend": s.spec.frontend, "context_seconds": s.spec.context_seconds,
+            "summary": s.summary}
 
 
 def _list(args) -> int:
@@ -193,7 +220,8 @@ def _show(args) -> int:
     s = info["summary"]
     print(f"{info['name']}  ({info['path']})")
     print(f"  model      {info['model']} (sha256 {info['model_sha256'][:16]}…), {info['frontend']} front end, "
-          f"features: {info['features']}" + (f" + {info['like']}" if info["like"] else ""))
+          f"features: {info['features']}" + (f" + {info['like']}" if info["like"] else "")
+          + (f", pooled over {info['context_seconds']:g} s" if info["context_seconds"] else ""))
     print(f"  threshold  {info['threshold']:.2f} (calibrated for <= {s.get('target_fa_per_hour', '?')} false alarm(s)/hour "
           f"at a {info['hop_seconds']} s hop)")
     print(f"  trained    {s.get('created', '?')}: {s.get('examples')} examples, {s.get('positive_windows')} positive "
@@ -219,7 +247,7 @@ def _test(args) -> int:
             print(f"edgekit: error: {exc}", file=sys.stderr)
             continue
         e = embedder.embed(pcm, sound.spec.hop_seconds)
-        scores = sound.score_arrays(e.embeddings, e.scores)
+        scores = sound.score_arrays(e.embeddings, e.scores, e.starts)
         hits = [float(t) for t, s in zip(e.starts, scores) if s >= sound.threshold]
         best = float(scores.max()) if len(scores) else 0.0
         if args.json:

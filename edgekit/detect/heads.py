@@ -31,6 +31,7 @@ VERSION = 1
 SUFFIX = ".sound.npz"
 CLASSES = 521  # YAMNet's classes, when its scores are features
 FEATURES = ("embedding", "scores", "embedding+scores")
+MAX_CONTEXT_SECONDS = 6.0  # the live ring holds at most this much (edgekit.detect.context)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -55,10 +56,18 @@ class EmbeddingSpec:
     stock_labels: tuple[str, ...] = ()  # YAMNet labels whose best logit is an extra feature
     stock_indices: tuple[int, ...] = ()
     features: str = "embedding"  # "embedding", "scores" or "embedding+scores" (YAMNet's scores)
+    # Seconds of context (edgekit.detect.context): 0 = one window, as every file before this field;
+    # > 0 = the mean and max of the embeddings of the windows started within that many seconds.
+    context_seconds: float = 0.0
+
+    @property
+    def embedding_width(self) -> int:
+        return self.dims * (2 if self.context_seconds > 0 else 1)
 
     @property
     def width(self) -> int:
-        n = {"embedding": self.dims, "scores": CLASSES, "embedding+scores": self.dims + CLASSES}[self.features]
+        e = self.embedding_width
+        n = {"embedding": e, "scores": CLASSES, "embedding+scores": e + CLASSES}[self.features]
         return n + (1 if self.stock_indices else 0)
 
 
@@ -78,23 +87,39 @@ class Sound:
         t = min(max(self.threshold, 1e-6), 1 - 1e-6)
         return float(1 / (1 + math.exp(-(math.log(t / (1 - t)) - 1.0))))
 
-    def features(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
-        """[n, dims(+1)] features from embeddings [n, dims] and the model's scores [n, classes]."""
+    def features(self, embedding: np.ndarray, scores: np.ndarray | None = None,
+                 starts: np.ndarray | None = None) -> np.ndarray:
+        """[n, width] features from embeddings [n, dims] and the model's scores [n, classes].
+
+        A sound with context pools each window with those before it: ``starts`` (seconds) says
+        when each window began (one recording, in order); embeddings already pooled
+        ([n, 2 dims], as the live path gives them) pass as they are.
+        """
         emb = np.atleast_2d(np.asarray(embedding, np.float32))
-        if emb.shape[1] != self.spec.dims:
+        if self.spec.context_seconds > 0 and emb.shape[1] == self.spec.dims:
+            if starts is None:
+                raise SoundError(f"sound {self.name!r} pools {self.spec.context_seconds:g} s of windows: "
+                                 "give the windows' start times")
+            from .context import pooled_series
+
+            emb = pooled_series(emb, starts, self.spec.context_seconds)
+        if emb.shape[1] != self.spec.embedding_width:
             raise SoundError(f"sound {self.name!r} takes a {self.spec.dims}-d embedding, got {emb.shape[1]}-d")
         if scores is None and (self.spec.stock_indices or self.spec.features != "embedding"):
             raise SoundError(f"sound {self.name!r} also uses the model's scores")
         return feature_matrix(emb, None if scores is None else np.atleast_2d(scores), self.spec.stock_indices,
                               self.spec.features)
 
-    def logits(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    def logits(self, embedding: np.ndarray, scores: np.ndarray | None = None,
+               starts: np.ndarray | None = None) -> np.ndarray:
         """The head's logits (float64) for a batch of windows: the score before the sigmoid."""
-        return self.features(embedding, scores).astype(np.float64) @ self.weights.astype(np.float64) + self.bias
+        return self.features(embedding, scores, starts).astype(np.float64) @ self.weights.astype(np.float64) \
+            + self.bias
 
-    def score_arrays(self, embedding: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    def score_arrays(self, embedding: np.ndarray, scores: np.ndarray | None = None,
+                     starts: np.ndarray | None = None) -> np.ndarray:
         """Scores in [0, 1] for a batch of windows; the calibrated threshold is 0.5 unless retuned."""
-        return np.exp(-np.logaddexp(0.0, -self.logits(embedding, scores))).astype(np.float32)
+        return np.exp(-np.logaddexp(0.0, -self.logits(embedding, scores, starts))).astype(np.float32)
 
     def score(self, result) -> float:
         """The sound's score for one window result (anything with ``.embedding`` and ``.scores``).
@@ -106,6 +131,9 @@ class Sound:
         if emb is None:
             return 0.0
         spec = self.spec
+        if spec.context_seconds > 0:
+            raise SoundError(f"sound {self.name!r} needs the windows before this one: score it through "
+                             "edgekit.detect.context.ContextRing (the pipeline does)")
         if spec.features != "embedding" or spec.stock_indices:
             return float(self.score_arrays(emb, getattr(result, "scores", None))[0])
         if emb.shape != (spec.dims,):
@@ -182,6 +210,8 @@ def save_sound(sound: Sound, path: Path) -> Path:
             "stock_labels": list(sound.spec.stock_labels),
             "stock_indices": [int(i) for i in sound.spec.stock_indices],
             "features": sound.spec.features,
+            # Written only when used: a one-window sound's file is byte for byte the old format.
+            **({"context_seconds": float(sound.spec.context_seconds)} if sound.spec.context_seconds > 0 else {}),
         },
         "summary": sound.summary,
     }

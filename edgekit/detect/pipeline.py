@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgekit.detect.context import SoundScorer
 from edgekit.detect.events import Event
 from edgekit.listen import Listener, WindowResult
 from edgekit.models.model import Model
@@ -36,6 +37,7 @@ class Pipeline:
         self.model = model
         self.detector = detector
         self.sounds = tuple(sounds)
+        self._score_sounds = SoundScorer(self.sounds)  # holds each context sound's last seconds
         # The daemon's default is the fixed-point path; a model without int8 log-mel input (or a
         # waveform model) takes the path it can.
         if frontend == "fixed" and model.input_quant is None:
@@ -77,8 +79,10 @@ class Pipeline:
             if self.on_window is not None:
                 self.on_window(r)
             scores = r.scores
-            if self.sounds and scores is not None:
-                scores = np.concatenate([scores, np.array([snd.score(r) for snd in self.sounds], np.float32)])
+            if self.sounds:
+                mine = self._score_sounds(r)  # also on gated windows: they end a context
+                if scores is not None:
+                    scores = np.concatenate([scores, mine])
             events += self.detector.update(scores, time.monotonic(), time.time(), r.end, r.dbfs)
         return events
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from edgekit.errors import SoundError
 
-from .heads import CLASSES, FEATURES, FORMAT, SUFFIX, VERSION, EmbeddingSpec, Sound, _digest, check_name
+from .heads import (CLASSES, FEATURES, FORMAT, MAX_CONTEXT_SECONDS, SUFFIX, VERSION, EmbeddingSpec, Sound, _digest,
+                    check_name)
 
 # What a sound file may hold. A real one is ~5 KB (1024 weights and a few KB of JSON); the caps
 # leave room for a head on a bigger embedding plus YAMNet's scores, and keep the worst case a few
@@ -218,8 +219,9 @@ def _sound(meta, weights: np.ndarray, path: Path) -> Sound:
     if not isinstance(meta["digest"], str) or meta["digest"] != _digest(weights, meta):
         raise _Bad("the file is corrupted or was edited (its digest does not match its contents)")
     s = meta["spec"]
-    if not isinstance(s, dict) or set(s) != _SPEC_KEYS:
-        raise _Bad("its spec is not the fields " + ", ".join(sorted(_SPEC_KEYS)))
+    # context_seconds is written only above 0, so a one-window file keeps the earlier format.
+    if not isinstance(s, dict) or not _SPEC_KEYS <= set(s) <= _SPEC_KEYS | {"context_seconds"}:
+        raise _Bad("its spec is not the fields " + ", ".join(sorted(_SPEC_KEYS)) + " (and context_seconds)")
     features = s["features"]
     if features not in FEATURES:
         raise _Bad(f"its features {features!r} is not one of {', '.join(FEATURES)}")
@@ -238,6 +240,7 @@ def _sound(meta, weights: np.ndarray, path: Path) -> Sound:
         dims=_int(s["dims"], "its dims", 1, MAX_DIMS),
         stock_labels=tuple(_str(x, "a stock label", 512) for x in labels),
         stock_indices=tuple(_int(i, "a stock label index", 0, CLASSES - 1) for i in indices), features=features,
+        context_seconds=_number(s.get("context_seconds", 0.0), "its context_seconds", 0.0, MAX_CONTEXT_SECONDS),
     )
     try:
         name = check_name(meta["name"] if isinstance(meta["name"], str) else "")
@@ -250,6 +253,7 @@ def _sound(meta, weights: np.ndarray, path: Path) -> Sound:
         raise _Bad("its summary is not a table")
     if weights.shape != (spec.width,):
         raise _Bad(f"its {weights.size} weights do not fit its spec ({spec.features} of a {spec.dims}-d embedding"
+                   f"{f' pooled over {spec.context_seconds:g} s' if spec.context_seconds > 0 else ''}"
                    f"{' + 1 stock label feature' if spec.stock_indices else ''}: {spec.width} weights)")
     if not np.all(np.isfinite(weights)) or float(np.max(np.abs(weights), initial=0.0)) > MAX_MAGNITUDE:
         raise _Bad(f"its weights hold NaN, infinite or out-of-range values (each must be within ±{MAX_MAGNITUDE:g})")

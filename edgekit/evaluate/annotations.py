@@ -42,13 +42,40 @@ def read_annotations(path: str | Path, recordings: list[str] | None = None) -> A
         raise AnnotationError(f"{p}: no such annotation file")
     try:
         text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"{p}: cannot read it as UTF-8 text ({exc})") from None
+    except UnicodeDecodeError:
+        text = "\0"  # refused below, as binary
+    except OSError as exc:
+        raise AnnotationError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    # Refused outright rather than read as "no events": each of these would score the whole
+    # recording as background and report every real sound as a false alarm.
+    if "\0" in text:
+        raise AnnotationError(f"{p}: not a text file (binary data); give a tab-separated DCASE TSV "
+                              f"(filename, onset, offset, event_label) or an Audacity label file")
     rows = [(i + 1, r) for i, r in enumerate(csv.reader(text.splitlines(), delimiter="\t"))]
     rows = [(n, [c.strip() for c in r]) for n, r in rows if any(c.strip() for c in r)]
-    if _is_audacity(rows):
-        return _audacity(p, rows, recordings)
-    return _dcase(p, rows)
+    if not rows:
+        raise AnnotationError(f"{p}: the annotation file is empty; write one line per event: "
+                              f"filename<TAB>onset<TAB>offset<TAB>event_label (seconds)")
+    if _separated_otherwise(rows):
+        raise AnnotationError(f"{p}: the columns are separated by commas or semicolons, not tabs; save it as "
+                              f"tab-separated (filename<TAB>onset<TAB>offset<TAB>event_label)")
+    found = _audacity(p, rows, recordings) if _is_audacity(rows) else _dcase(p, rows)
+    if not found.events and any(len(r) > 1 for _, r in rows):
+        raise AnnotationError(f"{p}: no usable event in {len(rows)} lines (first problem: "
+                              f"{found.problems[0] if found.problems else 'none'}); fix the file")
+    return found
+
+
+def _separated_otherwise(rows) -> bool:
+    # A CSV read as TSV is one column per line, holding the commas: "a.wav,1.0,2.5,dog".
+    single = [r[0] for _, r in rows if len(r) == 1]
+    if not single or len(single) < len(rows):
+        return False
+    for sep in (",", ";"):
+        cells = [line.split(sep) for line in single]
+        if all(len(c) >= 3 for c in cells) and any(len(c) >= 3 and _number(c[1]) is not None for c in cells):
+            return True
+    return False
 
 
 _SPECTRAL = ("", "\\")  # Audacity writes a label's frequency range on a line starting with a backslash

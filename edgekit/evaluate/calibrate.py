@@ -6,9 +6,9 @@ stay within ``floor(target x hours)``; ``release`` keeps the rule's release/ente
 candidates, the one that detects most example events wins (ties: fewer false alarms, then the
 earliest detection). Without examples, the lowest feasible ``enter`` of the rule's own smoothing wins.
 
-How much background is needed: to claim at most R false alarms per hour, at least 1/R hours (one
-false alarm in that time is already the rate R; any less and a single alarm breaks the claim, so
-the rate cannot be estimated). Calibration refuses shorter background and says how much is needed.
+How much background is needed: :mod:`edgekit.audio.background`'s rule, shared with ``sounds learn``:
+at least 1/R hours of audible background to claim at most R false alarms per hour (and a minute
+at the least); digital silence never counts. Calibration refuses less and says how much is needed.
 
 Everything replays recorded scores through the daemon's own :class:`~edgekit.detector.Detector`,
 fed the rule's best label score per window (which is what the detector takes from the full
@@ -17,12 +17,12 @@ score vector), so candidates cost no model time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
+from edgekit.audio.background import audible_seconds, false_alarm_budget, needed_seconds
 from edgekit.errors import CalibrationError
 from edgekit.detect.rules import Rule, rule_indices
 from .annotations import Annotation
@@ -59,22 +59,17 @@ class Fitted:
 
 
 def needed_hours(target_fa_per_hour: float) -> float:
-    return 1.0 / target_fa_per_hour
+    return needed_seconds(target_fa_per_hour) / 3600.0
 
 
 def check_background(hours: float, target_fa_per_hour: float) -> int:
-    """The false alarms allowed on ``hours`` of background; refuses too little background."""
-    if not target_fa_per_hour > 0:
-        raise CalibrationError("--target-fa-per-hour must be positive")
-    need = needed_hours(target_fa_per_hour)
-    if hours < need - 1e-9:
-        raise CalibrationError(
-            f"{hours * 60:.1f} min of background cannot show at most {target_fa_per_hour:g} false alarms per "
-            f"hour: that needs at least {need * 60:.0f} min (1/target hours, so that one false alarm is already "
-            f"the target rate). Record more of the room (edgekit record --seconds {math.ceil(need * 3600)}), "
-            f"or ask for --target-fa-per-hour {math.ceil(100 / hours) / 100:g} or more"
-        )
-    return int(math.floor(target_fa_per_hour * hours + 1e-9))
+    """The false alarms allowed on ``hours`` of audible background (the rule ``sounds learn`` uses too)."""
+    return false_alarm_budget(hours * 3600.0, target_fa_per_hour, "--target-fa-per-hour")
+
+
+def background_hours(background: Sequence[Scores]) -> float:
+    """Audible hours of recorded background: windows of digital silence do not count."""
+    return sum(audible_seconds(s.dbfs, s.hop) if len(s.dbfs) else 0.0 for s in background) / 3600.0
 
 
 def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
@@ -103,8 +98,8 @@ def with_enter(rule: Rule, enter: float, ratio: float) -> Rule:
 def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], target_fa_per_hour: float,
              examples: Scores | None = None, reference: Sequence[Annotation] = (),
              smoothings: Sequence[tuple[str, int, int]] = SMOOTHINGS, holds: Sequence[float] | None = None,
-             onset_collar: float = 1.0, offsets: bool = True) -> Fitted:
-    hours = sum(s.duration for s in background) / 3600.0
+             ) -> Fitted:
+    hours = background_hours(background)
     allowed = check_background(hours, target_fa_per_hour)
     ratio = rule.release / rule.enter if rule.enter > 0 else 0.6
     bg = [rule_track(s, rule, labels) for s in background]
@@ -130,7 +125,7 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
             m = None
             if ex is not None:
                 m = rule_metrics(reference, _dets(ex, cand, "examples"), {"examples": ex.duration},
-                                 onset_collar, offsets)
+                                 collars=False)
             key = ((m.detected if m else 0), -fa, -(m.latency_p50 or 9e9) if m and m.latency_p50 is not None else -9e9,
                    -cand.enter)
             if best is None or key > best[0]:
@@ -146,7 +141,11 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
 
 
 def write_config(source_text: str, fitted: dict[str, Fitted], note: str) -> str:
-    """A copy of the config's TOML with the fitted values; comments and layout kept (tomlkit)."""
+    """A copy of the config's TOML with the fitted values; comments and layout kept (tomlkit).
+
+    A value that changes loses its trailing comment (it described the old value, e.g. ``hold =
+    0.0  # one break, one event``) and says it was calibrated instead; an unchanged value keeps it.
+    """
     tomlkit = _tomlkit()
 
     doc = tomlkit.parse(source_text)
@@ -155,7 +154,11 @@ def write_config(source_text: str, fitted: dict[str, Fitted], note: str) -> str:
         if f is None:
             continue
         for key, value in _keys(f.rule).items():
-            table[key] = value
+            if key in table and table[key] == value:
+                continue
+            item = tomlkit.item(value)
+            item.comment("set by edgekit calibrate")
+            table[key] = item
         for key in ("k", "n"):
             if key not in _keys(f.rule) and key in table:
                 del table[key]  # the config refuses k/n that the smoothing does not use

@@ -26,7 +26,7 @@ def _pyplot():
     return plt
 
 
-def curve(ev, rule, labels, onset_collar: float, offsets: bool) -> list[tuple[float, float | None, float | None]]:
+def curve(ev, rule, labels) -> list[tuple[float, float | None, float | None]]:
     """(enter, recall, false alarms per hour) for the rule at each threshold, release kept in ratio."""
     ratio = rule.release / rule.enter if rule.enter > 0 else 0.6
     ref = [e for e in ev.reference if e.label == ev.labels[rule.name]]
@@ -37,12 +37,12 @@ def curve(ev, rule, labels, onset_collar: float, offsets: bool) -> list[tuple[fl
         dets = []
         for name, t in tracks.items():
             dets += detections(replay(t, [r], ("x",)), [r], name, t.hop)[r.name]
-        m = rule_metrics(ref, dets, ev.files, onset_collar, offsets)
+        m = rule_metrics(ref, dets, ev.files, collars=False)
         out.append((float(enter), m.recall, m.false_alarms_per_hour))
     return out
 
 
-def plot_evaluation(ev, config, labels, folder, onset_collar: float = 1.0, offsets: bool = True) -> list[Path]:
+def plot_evaluation(ev, config, labels, folder) -> list[Path]:
     plt = _pyplot()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def plot_evaluation(ev, config, labels, folder, onset_collar: float = 1.0, offse
         plt.close(fig)
         written.append(path)
     for rule in rules:
-        pts = curve(ev, rule, labels, onset_collar, offsets)
+        pts = curve(ev, rule, labels)
         fig, ax = plt.subplots(figsize=(5, 4))
         fa = [p[2] if p[2] is not None else np.nan for p in pts]
         rec = [p[1] if p[1] is not None else np.nan for p in pts]

@@ -120,7 +120,7 @@ def scores_for(path: str, model, config, cache_dir: str | Path | None = None):
 
 
 def evaluate(config, model, annotations: Annotations, recordings: Sequence[str],
-             mapping: dict[str, str] | None = None, onset_collar: float = 1.0, offsets: bool = True,
+             mapping: dict[str, str] | None = None, onset_collar: float = 1.0,
              cache_dir: str | Path | None = None) -> Evaluation:
     if not config.rules:
         raise EvaluationError("the config has no [[rules]] to evaluate")
@@ -155,5 +155,5 @@ def evaluate(config, model, annotations: Annotations, recordings: Sequence[str],
     ev.detections = per_rule
     for r in config.rules:
         ref = [e for e in ev.reference if e.label == labels[r.name]]
-        ev.rules[r.name] = rule_metrics(ref, per_rule[r.name], ev.files, onset_collar, offsets)
+        ev.rules[r.name] = rule_metrics(ref, per_rule[r.name], ev.files, onset_collar)
     return ev

@@ -11,11 +11,12 @@ Its threshold is calibrated on the room's windows *scored by heads that never sa
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from ..audio.background import audible_seconds_of, false_alarm_budget
 from ..errors import ExamplesError, SoundError
 from ..params import FeatureParams
 from .bank import Bank, load_bank
@@ -25,6 +26,7 @@ from .logreg import fit_logistic
 from ..detect.heads import EmbeddingSpec, Sound, check_name, feature_matrix
 
 Embed = Callable[[np.ndarray, float], Embedded]  # (int16 pcm, hop seconds) -> windows
+CV_NEWTON_STEPS = 4  # a fold's fit from the full head's optimum: Newton converges in a few steps
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class TrainOptions:
     standardize: bool = False
     balance: bool = True  # weigh positives and negatives equally in all
     seed: int = 0
+    # Context (edgekit.detect.context): seconds of windows pooled (mean and max) into each feature.
+    # With several candidates, cross-validation on the examples and the room picks one.
+    contexts: tuple[float, ...] = (0.0,)
+    cv_folds: int = 3  # folds of that cross-validation (by example, and by room recording)
 
 
 @dataclass
@@ -59,15 +65,30 @@ class TrainingSet:
     negative_scores: np.ndarray
     negative_group: np.ndarray  # [q] which background recording
     negative_starts: np.ndarray  # [q] seconds within its recording
-    background_seconds: float
+    background_seconds: float  # audible seconds: digital silence is not background
     examples: int
     notes: list[str] = field(default_factory=list)
+    # Pooled embeddings per context (seconds > 0): {C: (positives [p, 2 dims], negatives [q, 2 dims])}.
+    pooled: dict = field(default_factory=dict)
+    context: float = 0.0  # the context of ``positives``/``negatives`` in this view
+
+    def view(self, context: float) -> "TrainingSet":
+        """The same windows with features pooled over ``context`` seconds (0: one window)."""
+        if context <= 0:
+            return self
+        pos, neg = self.pooled[context]
+        return replace(self, positives=pos, negatives=neg, context=context)
 
 
 def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], embed: Embed,
             options: TrainOptions = TrainOptions(), params: FeatureParams = FeatureParams()) -> TrainingSet:
+    from ..detect.context import pooled_series
+
     rng = np.random.default_rng(options.seed)
     room = [np.asarray(pcm, np.int16) for _, pcm in background]
+    contexts = sorted({c for c in options.contexts if c > 0})
+    pooled_pos: dict = {c: [] for c in contexts}
+    pooled_neg: dict = {c: [] for c in contexts}
     pos, pos_scores, groups, mixes = [], [], [], []
     for i, ex in enumerate(examples):
         copies = [(ex.pcm, ex.active, -1)]
@@ -76,6 +97,8 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
         for pcm, active, mix in copies:
             e = embed(pcm, options.hop)
             keep = positive_windows(active, e.starts, params)
+            for c in contexts:  # a window's context reaches back into the clip's lead-in, as live
+                pooled_pos[c].append(pooled_series(e.embeddings, e.starts, c)[keep])
             pos.append(e.embeddings[keep])
             pos_scores.append(e.scores[keep])
             groups.append(np.full(int(keep.sum()), i))
@@ -83,6 +106,8 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
     neg, neg_scores, neg_group, neg_starts = [], [], [], []
     for j, pcm in enumerate(room):
         e = embed(pcm, options.background_hop)
+        for c in contexts:
+            pooled_neg[c].append(pooled_series(e.embeddings, e.starts, c))
         neg.append(e.embeddings)
         neg_scores.append(e.scores)
         neg_group.append(np.full(len(e), j))
@@ -96,7 +121,10 @@ def prepare(examples: list[Example], background: list[tuple[str, np.ndarray]], e
         negative_scores=np.concatenate(neg_scores) if neg_scores else np.zeros((0, classes), np.float32),
         negative_group=np.concatenate(neg_group) if neg_group else np.zeros(0, int),
         negative_starts=np.concatenate(neg_starts) if neg_starts else np.zeros(0),
-        background_seconds=sum(len(p) for p in room) / params.sample_rate_hz, examples=len(examples),
+        background_seconds=sum(audible_seconds_of([p], params.sample_rate_hz) for p in room), examples=len(examples),
+        pooled={c: (np.concatenate(pooled_pos[c]),
+                    np.concatenate(pooled_neg[c]) if pooled_neg[c] else np.zeros((0, 2 * dims), np.float32))
+                for c in contexts},
     )
 
 
@@ -111,10 +139,11 @@ def calibrate(logits: np.ndarray, groups: np.ndarray, hours: float, options: Tra
     """The lowest logit threshold whose false alarms on ``logits`` stay within the target; its FA/hour.
 
     Logits, not probabilities: a confident head saturates its probabilities at 1.0, where every
-    window would tie. When the background is too short to allow a single false alarm at the
-    target rate, the threshold goes ``margin`` above its highest window.
+    window would tie. The budget is :func:`edgekit.audio.background.false_alarm_budget`'s, the
+    rule ``calibrate`` uses (too little background is refused); with a budget of 0, the threshold
+    goes ``margin`` above the highest window.
     """
-    allowed = int(np.floor(options.target_fa_per_hour * hours + 1e-9))
+    allowed = false_alarm_budget(hours * 3600.0, options.target_fa_per_hour, "--fa-per-hour")
     floor = options.min_logit
     if not len(logits):
         return floor, 0.0
@@ -131,13 +160,16 @@ def _features(emb, scores, stock: tuple[int, ...], kind: str = "embedding"):
     return feature_matrix(emb, scores, stock, kind)
 
 
-def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None, init=None):
+def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_mask=None, bank_scores=None, init=None,
+         max_iter: int = 100):
     pm = np.ones(len(ts.positives), bool) if pos_mask is None else pos_mask
     nm = np.ones(len(ts.negatives), bool) if neg_mask is None else neg_mask
     xs = [_features(ts.positives[pm], ts.positive_scores[pm], stock, options.features), _features(ts.negatives[nm], ts.negative_scores[nm], stock, options.features)]
     ws = [np.full(pm.sum(), 1.0), np.full(nm.sum(), 1.0)]
     if bank is not None and len(bank):
-        xs.append(_features(bank.embeddings, bank_scores, stock, options.features))
+        # The shipped bank holds single windows (no neighbours): each is its own context.
+        b = bank.embeddings if ts.context <= 0 else np.hstack([bank.embeddings, bank.embeddings])
+        xs.append(_features(b, bank_scores, stock, options.features))
         ws.append(np.full(len(bank), options.bank_weight * max(nm.sum(), len(bank)) / len(bank)))
     x = np.concatenate(xs)
     y = np.concatenate([np.ones(pm.sum()), np.zeros(len(x) - pm.sum())])
@@ -145,7 +177,65 @@ def _fit(ts: TrainingSet, bank: Bank | None, stock, options, pos_mask=None, neg_
     if options.balance:
         w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()  # balance the classes
     w *= len(w) / w.sum()
-    return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init)
+    return fit_logistic(x, y, c=options.c, sample_weight=w, standardize=options.standardize, init=init,
+                        max_iter=max_iter)
+
+
+def _room_folds(groups: np.ndarray, folds: int) -> np.ndarray:
+    """Each room window's fold: by recording when there are enough, else contiguous parts of each."""
+    if len(np.unique(groups)) >= folds:
+        return groups % folds
+    fold = np.zeros(len(groups), int)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        fold[idx] = np.arange(len(idx)) * folds // max(len(idx), 1)
+    return fold
+
+
+def choose_context(ts: TrainingSet, bank: Bank | None, bank_scores, stock,
+                   options: TrainOptions) -> tuple[float, list, object]:
+    """The context (seconds) that cross-validates best on the examples and the room alone; the
+    table of candidates; the chosen context's head fitted on everything (None: not fitted yet).
+
+    Folds hold out examples and room recordings together (positives mixed with a held-out room
+    recording go too). A held-out example counts as heard when its best clean window scores above
+    every held-out room window (no false alarm at all); ties go to the better ranking (the share
+    of room windows below each example's best), then to the shorter context: less state, less delay.
+    Each fold's head starts from the head fitted on everything (Newton's method then needs a step
+    or three to the fold's own optimum, as in the threshold's cross-fitting): a 2048-d fit costs
+    about four times a 1024-d one, and this keeps choosing among four contexts affordable.
+    """
+    candidates = sorted(set(options.contexts))
+    if len(candidates) == 1 or not len(ts.negatives) or ts.examples < 2:
+        return candidates[0], [], None
+    folds = min(options.cv_folds, ts.examples)
+    ex_fold = np.arange(ts.examples) % folds
+    room_fold = _room_folds(ts.negative_group, folds)
+    table, heads = [], {}
+    for c in candidates:
+        v = ts.view(c)
+        heads[c] = full = _fit(v, bank, stock, options, bank_scores=bank_scores)
+        heard, rank = [], []
+        for f in range(folds):
+            held_ex = ex_fold[v.positive_group] == f
+            held_room = room_fold == f
+            unseen = np.unique(v.negative_group[held_room])
+            train_pos = ~held_ex & ~np.isin(v.positive_mix, unseen)
+            if not train_pos.any() or held_room.all() or not held_room.any():
+                continue
+            h = _fit(v, bank, stock, options, pos_mask=train_pos, neg_mask=~held_room, bank_scores=bank_scores,
+                     init=full, max_iter=CV_NEWTON_STEPS)
+            room = h.logits(_features(v.negatives[held_room], v.negative_scores[held_room], stock, options.features))
+            clean = held_ex & (v.positive_mix == -1)
+            z = h.logits(_features(v.positives[clean], v.positive_scores[clean], stock, options.features))
+            for g in np.unique(v.positive_group[clean]):
+                best = float(z[v.positive_group[clean] == g].max())
+                heard.append(best > room.max())
+                rank.append(float(np.mean(room < best)))
+        table.append({"context_seconds": c, "heard": float(np.mean(heard)) if heard else 0.0,
+                      "rank": float(np.mean(rank)) if rank else 0.0})
+    best = max(table, key=lambda r: (round(r["heard"], 6), round(r["rank"], 4), -r["context_seconds"]))
+    return best["context_seconds"], table, heads[best["context_seconds"]]
 
 
 def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None = None,
@@ -156,20 +246,18 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
     stock = spec.stock_indices
     if len(ts.positives) == 0:
         raise ExamplesError("no window of the examples holds the sound; record clips where it is clearly audible")
-    head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
+    context, cv, head = choose_context(ts, bank, bank_scores, stock, options)
+    ts = ts.view(context)
+    spec = replace(spec, context_seconds=context)
+    if head is None:
+        head = _fit(ts, bank, stock, options, bank_scores=bank_scores)
     hours = ts.background_seconds / 3600
     notes = list(ts.notes)
     # Held-out room scores: each background recording (or a contiguous part of one, when there
     # are few) is scored by a head fitted without it.
     oof = np.zeros(len(ts.negatives))
     groups = ts.negative_group.copy()
-    if len(np.unique(groups)) >= options.folds:
-        fold = groups % options.folds
-    else:
-        fold = np.zeros(len(groups), int)
-        for g in np.unique(groups):
-            idx = np.flatnonzero(groups == g)
-            fold[idx] = np.arange(len(idx)) * options.folds // max(len(idx), 1)
+    fold = _room_folds(groups, options.folds)
     for f in range(options.folds if len(ts.negatives) else 0):
         held = fold == f
         if held.any():
@@ -205,6 +293,7 @@ def fit_sound(name: str, ts: TrainingSet, spec: EmbeddingSpec, bank: Bank | None
         "target_fa_per_hour": options.target_fa_per_hour, "fit_seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "notes": notes,
         "options": {k: v for k, v in asdict(options).items()},
+        "context_seconds": context, "context_cv": cv,
     }
     return Sound(name=name, weights=weights.astype(np.float32), bias=float(bias), threshold=threshold,
                  spec=spec, summary=summary)
@@ -228,6 +317,10 @@ def learn(name: str, example_recordings: list[tuple[str, np.ndarray]], backgroun
     check_name(name)
     stock = stock_indices(embedder.labels, tuple(like))
     examples = check_examples(example_recordings, embedder.params)
+    if background:  # refused before any model time, by the rule calibrate uses
+        seconds = sum(audible_seconds_of([np.asarray(pcm, np.int16)], embedder.params.sample_rate_hz)
+                      for _, pcm in background)
+        false_alarm_budget(seconds, options.target_fa_per_hour, "--fa-per-hour", " in --background")
     ts = prepare(examples, background, embedder.embed, options, embedder.params)
     bank = load_bank() if use_bank else None
     if bank is not None and bank.embeddings.shape[1] != embedder.dims:
