@@ -165,7 +165,7 @@ def test_a_sound_with_context_scores_the_same_live_as_offline_with_bounded_state
     sound) gives the scores that pooling the whole recording offline gives, the ring never holds
     more than 2 s of windows, and the file records the context."""
     from edgekit.audio.files import read_audio
-    from edgekit.detect.heads import load_sound_file
+    from edgekit.detect.sound_file import load_sound_file
     from edgekit.evaluate.replay import score_file
     from edgekit.models.model import load_model
     from edgekit.params import FeatureParams

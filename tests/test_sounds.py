@@ -413,10 +413,10 @@ def test_check_model_against_a_loaded_model():
 def test_context_is_a_new_field_that_old_files_read_as_one_window(tmp_path):
     import json as _json
 
-    from edgekit.detect.heads import load_sound_file
+    from edgekit.detect.sound_file import load_sound_file
 
     plain = make_sound()
-    p = save_sound(plain, tmp_path / "plain.sound.npz")
+    p = save_sound(plain, tmp_path / f"{plain.name}.sound.npz")
     with np.load(p, allow_pickle=False) as z:
         assert "context_seconds" not in _json.loads(str(z["meta"]))["spec"]  # written as before
     assert load_sound_file(p).spec.context_seconds == 0.0
