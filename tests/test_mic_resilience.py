@@ -182,3 +182,22 @@ def test_a_sound_server_that_crashes_and_comes_back_is_heard_again(pulse, daemon
     assert d.notify.status("waiting for microphone 'pulse'", 1, since=down) < back
     d.hears_an_alarm(pulse, audio_dir)
     assert d.stop() == 0
+
+
+def test_sigterm_while_the_sound_server_is_frozen_stops_cleanly(pulse, daemon_factory):
+    d = daemon_factory()
+    d.notify.wait_for(lambda m: "READY" in m, 60, "READY")
+    d.notify.status("listening", 15)
+    pulse.freeze()
+    frozen = time.monotonic()
+    time.sleep(6)  # a reopen is now waiting on the server
+    d.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = d.proc.wait(timeout=15)  # before the fix: not before the server woke up
+    except subprocess.TimeoutExpired:
+        rc = None
+    finally:
+        pulse.thaw()
+    assert rc == 0, d.log[-3000:]
+    assert "SIGTERM received: stopping" in d.log
+    assert d.notify.status("waiting for microphone 'pulse'", 1, since=frozen)
