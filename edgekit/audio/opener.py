@@ -105,16 +105,22 @@ def keep_exit_clear() -> None:
 
 # --- rescanning the device list ---------------------------------------------------------------
 # sounddevice's own _initialize points fd 2 at /dev/null around Pa_Initialize (ALSA prints a
-# screenful of probe noise there). Under a frozen sound server Pa_Initialize waits for minutes,
-# and the daemon's log (stderr: the journal) would vanish meanwhile. Same hush here, but the
-# caller's thread takes fd 2 back when a rescan overstays (give_stderr_back).
+# screenful of probe noise there, and PortAudio three "Expression ... failed" lines for each open
+# that fails: every few seconds while a microphone is away, the journal would fill with them).
+# Under a frozen sound server those calls wait for minutes, and the daemon's own log (stderr:
+# the journal) would vanish meanwhile. So the same hush here, but the caller's thread takes fd 2
+# back when a call overstays (give_stderr_back); the price is a log line from another thread
+# lost in those few milliseconds of a retry, while no audio flows.
 
 _saved_stderr: int | None = None
 
 
-def _hush_stderr() -> None:
+def hush_stderr() -> None:
+    """Point fd 2 at /dev/null (already hushed: nothing to do); give_stderr_back undoes it."""
     global _saved_stderr
     with _lock:
+        if _saved_stderr is not None:
+            return
         try:
             saved = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -140,7 +146,7 @@ def rescan() -> None:
 
     if sd._initialized:
         sd._terminate()
-    _hush_stderr()
+    hush_stderr()
     try:
         err = sd._lib.Pa_Initialize()
     finally:

@@ -31,7 +31,8 @@ class SourceStats:
     dropped_blocks: int = 0  # blocks the ring had no room for
     reopens: int = 0  # times the device was lost and opened again
     lost: bool = False  # the device is currently gone
-    abandoned_streams: int = 0  # streams PortAudio could not close (left behind, see MicSource._tend)
+    abandoned_streams: int = 0  # streams PortAudio did not close in time (left behind, see MicSource._tend)
+    stuck_streams: int = 0  # of those, the ones whose close has still not returned
 
 
 class FileSource:
@@ -187,7 +188,7 @@ class MicSource:
         self.block_seconds = block_seconds
         self.stats = SourceStats()
         self.state = ListeningState.STARTING
-        self.state_detail = "opening the input device"
+        self.state_detail = "opening"
         self._capture: _Capture | None = None
         self._call: Call | None = None  # the open or close in flight
         self._left_behind: list[Call] = []  # closes that overstayed CLOSE_TIMEOUT
@@ -204,7 +205,18 @@ class MicSource:
         return repr(self.device_spec) if self.device_spec not in (None, "") else "(default)"
 
     # -- on the call's own thread ----------------------------------------------------------------
-    def _open(self, rescan: bool) -> _Capture:
+    def _open(self, rescan: bool, quiet: bool) -> _Capture:
+        """Runs on its call's thread. ``quiet``: a retry, whose failure PortAudio and ALSA would
+        otherwise print to stderr every few seconds (the reason is in our own log, once)."""
+        if quiet:
+            opener.hush_stderr()
+        try:
+            return self._open_device(rescan)
+        finally:
+            if quiet:
+                opener.give_stderr_back()
+
+    def _open_device(self, rescan: bool) -> _Capture:
         import sounddevice as sd
 
         if rescan:
@@ -220,7 +232,7 @@ class MicSource:
         rate = int(self.rate_request or info["default_samplerate"])
         try:
             sd.check_input_settings(device=index, channels=1, dtype="int16", samplerate=rate)
-        except Exception:  # noqa: BLE001 - PortAudio's -9997 and friends; try the usual rates
+        except Exception as first:  # noqa: BLE001 - PortAudio's -9997 and friends; try the usual rates
             for candidate in (48000, 44100, 16000, 32000, 22050, 96000):
                 try:
                     sd.check_input_settings(device=index, channels=1, dtype="int16", samplerate=candidate)
@@ -231,7 +243,10 @@ class MicSource:
                 rate = candidate
                 break
             else:
-                raise AudioError(f"input device {info['name']!r} takes none of the usual sample rates in mono int16")
+                # PortAudio keeps listing a device whose sound server went away (until a rescan),
+                # and then says "Illegal combination of I/O devices": the likely cause is absence.
+                raise AudioError(f"input device {info['name']!r} does not open (PortAudio: {first}; tried mono "
+                                 f"int16 at the usual rates): {NO_INPUT}") from None
         cap = _Capture(rate, self.RING_SECONDS, self.STARTUP_GRACE, self.stats)
         cap.name = info["name"]
         cap.stream = sd.InputStream(device=index, channels=1, dtype="int16", samplerate=rate,
@@ -253,12 +268,12 @@ class MicSource:
         if state is before:
             return
         if state is ListeningState.LISTENING:
-            self._waiting_since = None
             if before is ListeningState.STARTING:
                 log.info("audio input: %s at %d Hz", self.device_name, self.rate)
             else:
-                log.warning("audio input back: %s at %d Hz after %d attempt(s)", self.device_name, self.rate,
-                            self._attempt)
+                log.warning("audio input back: %s at %d Hz after %.0f s", self.device_name, self.rate,
+                            time.monotonic() - (self._waiting_since or time.monotonic()))
+            self._waiting_since = None
         elif state is ListeningState.WAITING:
             self._waiting_since = time.monotonic()
             log.log(logging.ERROR if before is ListeningState.LISTENING else logging.WARNING,
@@ -267,7 +282,7 @@ class MicSource:
     def _start_open(self) -> None:
         # A rescan only with nothing else inside PortAudio (a close left behind, another source's call).
         rescan = self._attempt > 0 and opener.others_in_flight() == 0 and not self._left_behind
-        self._call = Call("open", lambda: self._open(rescan))
+        self._call = Call("open", lambda: self._open(rescan, quiet=True))
 
     def _tend(self) -> None:
         now = time.monotonic()
@@ -294,6 +309,7 @@ class MicSource:
                                     "(is the sound server frozen?)")
                 return
         self._left_behind = [c for c in self._left_behind if not c.done()]
+        self.stats.stuck_streams = len(self._left_behind)
         cap = self._capture
         if cap is not None:
             if cap.finished:
@@ -343,7 +359,7 @@ class MicSource:
     def start(self, wait: float = 5.0) -> None:
         """Start opening the device. ``wait`` > 0: wait that long for it and raise the reason if it
         is not there (an interactive command); 0: go on at once, and keep trying (the daemon)."""
-        self._call = Call("open", lambda: self._open(False))
+        self._call = Call("open", lambda: self._open(False, quiet=False))
         if wait <= 0:
             return
         self._call.wait(wait)

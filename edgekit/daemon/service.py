@@ -315,8 +315,8 @@ class Service:
                 parts.append(f"overflows {st.overflows} dropped {st.dropped_blocks}")
             if st.reopens:
                 parts.append(f"reopened {st.reopens}x")
-            if st.abandoned_streams:
-                parts.append(f"{st.abandoned_streams} stuck stream(s) left behind")
+            if st.stuck_streams:
+                parts.append(f"{st.stuck_streams} stuck stream(s) left behind")
         if self.pipeline is not None:
             s = self.pipeline.stats
             ms = 1000 * s.inference_seconds / max(1, s.windows - s.gated)
