@@ -12,7 +12,7 @@ from edgekit.audio.files import read_audio
 from edgekit.audio.ring import SampleRing
 from edgekit.audio.sources import FileSource, MicSource, resolve_input_device
 from edgekit.errors import AudioError
-from pulse import pulse  # noqa: F401 - fixture
+from pulse import pulse, pulse_off  # noqa: F401 - fixtures
 
 
 def capture_for(src, seconds: float) -> np.ndarray:
@@ -196,6 +196,15 @@ def test_no_device_is_said_in_words_not_portaudio_codes():
 
     assert plain_reason(Exception("Error querying device -1")) == NO_INPUT
     assert "busy" in plain_reason(Exception("Error opening InputStream: Device unavailable [PaErrorCode -9985]"))
+
+
+def test_record_without_a_microphone_says_so_in_words(pulse_off, tmp_path, capsys):
+    from edgekit.cli import main
+
+    assert main(["record", "--seconds", "1", "-o", str(tmp_path / "bg.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "is a microphone plugged in, or a sound server running?" in err
+    assert "querying device -1" not in err and "retrying" not in err
 
 
 def test_unknown_device_lists_the_real_ones(pulse):

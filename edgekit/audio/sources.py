@@ -196,6 +196,7 @@ class MicSource:
         self._attempt = 0
         self._waiting_since: float | None = None
         self._stopped = False
+        self._fail_fast = False  # start(wait > 0): no microphone is an error, not a wait
         self._lock = threading.Lock()  # _stopped, against an open finishing on its own thread
         self.rate: int | None = None
         self.device_name = "?"
@@ -276,6 +277,8 @@ class MicSource:
             self._waiting_since = None
         elif state is ListeningState.WAITING:
             self._waiting_since = time.monotonic()
+            if before is ListeningState.STARTING and self._fail_fast:
+                return  # start() raises the reason instead
             log.log(logging.ERROR if before is ListeningState.LISTENING else logging.WARNING,
                     "waiting for microphone %s: %s; retrying every few seconds", self.wanted, detail)
 
@@ -359,6 +362,7 @@ class MicSource:
     def start(self, wait: float = 5.0) -> None:
         """Start opening the device. ``wait`` > 0: wait that long for it and raise the reason if it
         is not there (an interactive command); 0: go on at once, and keep trying (the daemon)."""
+        self._fail_fast = wait > 0
         self._call = Call("open", lambda: self._open(False, quiet=False))
         if wait <= 0:
             return
@@ -397,19 +401,30 @@ class MicSource:
 
     def stop(self, wait: float | None = None) -> None:
         """Close the stream, waiting at most ``wait`` (CLOSE_TIMEOUT) for PortAudio."""
+        deadline = time.monotonic() + (self.CLOSE_TIMEOUT if wait is None else wait)
         with self._lock:
-            self._stopped = True
+            self._stopped = True  # from now on an open that finishes closes its own stream
+        calls = []
         cap, self._capture = self._capture, None
-        call = self._call
-        if call is not None and call.kind == "open" and call.done():
-            try:
-                cap = call.result()
-            except Exception:  # noqa: BLE001 - nothing was opened
-                pass
         if cap is not None:
-            call = Call("close", lambda: _close_stream(cap.stream))
-        if call is not None and not call.wait(self.CLOSE_TIMEOUT if wait is None else wait):
-            opener.keep_exit_clear()  # still inside PortAudio: Pa_Terminate at exit would wait on it
+            calls.append(Call("close", lambda: _close_stream(cap.stream)))
+        call, self._call = self._call, None
+        if call is not None and call.kind == "open":
+            call.wait(max(0.0, deadline - time.monotonic()))
+            if call.done():  # finished before it could see _stopped: its stream is ours to close
+                try:
+                    opened = call.result()
+                except Exception:  # noqa: BLE001 - nothing was opened
+                    pass
+                else:
+                    calls.append(Call("close", lambda: _close_stream(opened.stream)))
+            else:
+                calls.append(call)
+        elif call is not None:
+            calls.append(call)
+        for c in calls:
+            if not c.wait(max(0.0, deadline - time.monotonic())):
+                opener.keep_exit_clear()  # still inside PortAudio: Pa_Terminate at exit would wait on it
 
     def describe(self) -> str:
         if self.state is ListeningState.LISTENING:
