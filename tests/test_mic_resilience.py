@@ -201,3 +201,23 @@ def test_sigterm_while_the_sound_server_is_frozen_stops_cleanly(pulse, daemon_fa
     assert rc == 0, d.log[-3000:]
     assert "SIGTERM received: stopping" in d.log
     assert d.notify.status("waiting for microphone 'pulse'", 1, since=frozen)
+
+
+def test_a_sound_server_frozen_at_start(pulse, daemon_factory, audio_dir):
+    """The first PortAudio call (sounddevice's import: Pa_Initialize) waits on the frozen server,
+    with fd 2 pointed at /dev/null by sounddevice: the loop runs anyway, and its log is kept."""
+    pulse.freeze()
+    try:
+        d = daemon_factory()
+        ready = d.notify.wait_for(lambda m: "READY" in m, 60, "READY")
+        d.notify.status("waiting for microphone 'pulse'", 10)
+        time.sleep(max(0.0, ready + 5 - time.monotonic()))
+        assert max_gap(d.notify.pings(ready, time.monotonic()), ready, time.monotonic()) < 5.0
+        assert d.proc.poll() is None
+    finally:
+        pulse.thaw()
+    thawed = time.monotonic()
+    d.notify.status("listening", 20, since=thawed)
+    d.hears_an_alarm(pulse, audio_dir)
+    assert d.stop() == 0
+    assert "waiting for microphone 'pulse'" in d.log  # written while the server was frozen

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import enum
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,11 @@ class Call:
         self._done = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
+        try:  # fd 2 as it is now, for keep_stderr: a stuck call may have pointed it at /dev/null
+            self._stderr: int | None = os.dup(2)
+        except OSError:
+            self._stderr = None
+        self._stderr_kept = False
         with _lock:
             _in_flight.add(self)
         self._thread = threading.Thread(target=self._run, name=f"edgekit-audio-{kind}", daemon=True)
@@ -70,7 +76,24 @@ class Call:
         finally:
             with _lock:
                 _in_flight.discard(self)
+                if self._stderr is not None:
+                    os.close(self._stderr)
+                    self._stderr = None
             self._done.set()
+
+    def keep_stderr(self) -> None:
+        """Point fd 2 back where it was when this call began, once. For a call that overstays
+        while fd 2 is hushed (ours around a retry, or sounddevice's own around the Pa_Initialize
+        of its import): the daemon's log (stderr: the journal) must not vanish meanwhile."""
+        global _saved_stderr
+        with _lock:
+            if self._stderr_kept or self._stderr is None:
+                return
+            self._stderr_kept = True
+            if _saved_stderr is not None:
+                os.close(_saved_stderr)
+                _saved_stderr = None
+            os.dup2(self._stderr, 2)
 
     def age(self) -> float:
         return time.monotonic() - self.started
@@ -96,10 +119,12 @@ def others_in_flight(me: Call | None = None) -> int:
 def keep_exit_clear() -> None:
     """Unregister sounddevice's exit handler: its Pa_Terminate would wait on a call in flight."""
     global _exit_handler_removed
-    if not _exit_handler_removed:
-        import sounddevice as sd
-
-        atexit.unregister(sd._exit_handler)
+    # Not `import sounddevice`: its import runs Pa_Initialize, which a frozen sound server blocks,
+    # and this thread would wait on the import lock. Its exit handler is registered before that.
+    sd = sys.modules.get("sounddevice")
+    handler = getattr(sd, "_exit_handler", None)
+    if handler is not None and not _exit_handler_removed:
+        atexit.unregister(handler)
         _exit_handler_removed = True
 
 
@@ -109,26 +134,28 @@ def keep_exit_clear() -> None:
 # that fails: every few seconds while a microphone is away, the journal would fill with them).
 # Under a frozen sound server those calls wait for minutes, and the daemon's own log (stderr:
 # the journal) would vanish meanwhile. So the same hush here, but the caller's thread takes fd 2
-# back when a call overstays (give_stderr_back); the price is a log line from another thread
+# back when a call overstays (Call.keep_stderr); the price is a log line from another thread
 # lost in those few milliseconds of a retry, while no audio flows.
 
 _saved_stderr: int | None = None
 
 
-def hush_stderr() -> None:
-    """Point fd 2 at /dev/null (already hushed: nothing to do); give_stderr_back undoes it."""
+def hush_stderr() -> bool:
+    """Point fd 2 at /dev/null; False when it was already hushed (then the first hush's
+    give_stderr_back undoes it, not this one's)."""
     global _saved_stderr
     with _lock:
         if _saved_stderr is not None:
-            return
+            return False
         try:
             saved = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
         except OSError:
-            return
+            return False
         os.dup2(devnull, 2)
         os.close(devnull)
         _saved_stderr = saved
+        return True
 
 
 def give_stderr_back() -> None:
@@ -146,11 +173,12 @@ def rescan() -> None:
 
     if sd._initialized:
         sd._terminate()
-    hush_stderr()
+    hushed = hush_stderr()
     try:
         err = sd._lib.Pa_Initialize()
     finally:
-        give_stderr_back()
+        if hushed:
+            give_stderr_back()
     sd._check(err, "Error initializing PortAudio")
     sd._initialized += 1
 

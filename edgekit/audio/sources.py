@@ -209,12 +209,11 @@ class MicSource:
     def _open(self, rescan: bool, quiet: bool) -> _Capture:
         """Runs on its call's thread. ``quiet``: a retry, whose failure PortAudio and ALSA would
         otherwise print to stderr every few seconds (the reason is in our own log, once)."""
-        if quiet:
-            opener.hush_stderr()
+        hushed = quiet and opener.hush_stderr()
         try:
             return self._open_device(rescan)
         finally:
-            if quiet:
+            if hushed:
                 opener.give_stderr_back()
 
     def _open_device(self, rescan: bool) -> _Capture:
@@ -304,7 +303,7 @@ class MicSource:
                           "server); leaving it behind and opening a new one", self.CLOSE_TIMEOUT)
             else:
                 if call.age() > 0.5:
-                    opener.give_stderr_back()  # a rescan that waits on a frozen server: keep the log
+                    call.keep_stderr()  # hushed by a call that waits on a frozen server: keep the log
                 if call.kind == "open" and call.age() > self.OPEN_TIMEOUT:
                     opener.keep_exit_clear()
                     self._set_state(ListeningState.WAITING,
