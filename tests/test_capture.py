@@ -149,9 +149,19 @@ def run_wedged_mic(restart: bool, backoff: tuple, tmp: Path) -> dict:
 
     if why := pulse_available():
         absent(why)
+    import signal
+
     code = WEDGED_MIC.format(tests=str(ROOT / "tests"), backoff=backoff, restart=restart)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
-                          env={**os.environ, "TMPDIR": str(tmp)})
+    # A session of its own: should the child hang, its PulseAudio server goes down with it.
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
+        raise AssertionError(f"the child hung:\n{err[-3000:]}") from None
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "did not release the input stream" in proc.stderr
     assert not list(tmp.glob("edgekit-pa-*")), "the child's PulseAudio folder was left behind"
