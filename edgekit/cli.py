@@ -54,7 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
+    _verbose_everywhere(parser)
     return parser
+
+
+def subparsers(parser: argparse.ArgumentParser):
+    """(name, parser, help) of every subcommand below ``parser``, depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, p in action.choices.items():
+                yield name, p, helps.get(name)
+                yield from subparsers(p)
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    # `edgekit run -v` as well as `edgekit -v run`. SUPPRESS as the default, so a subcommand that
+    # was not given -v leaves the top level's value alone.
+    for _name, p, _help in subparsers(parser):
+        if "-v" not in p._option_string_actions:
+            p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="show debug logging (as `edgekit -v`)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -112,6 +112,11 @@ class GpioError(ActionError, RuntimeError):
     """No usable GPIO pin factory, or a pin that cannot be claimed."""
 
 
+class PinFactoryError(GpioError):
+    """No GPIO pin factory works here (no GPIO chip, lgpio missing, an unknown factory name): set-up
+    or configuration, which a restart does not fix (``edgekit run`` exits 78)."""
+
+
 class MqttError(ActionError, ValueError):
     """MQTT settings that cannot work: unreadable TLS files, wildcards in topic parts, a bad port.
 

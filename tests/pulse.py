@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,25 @@ class PulseServer:
             proc.wait(timeout=120)
         return proc
 
+    def freeze(self) -> None:
+        """SIGSTOP the server: a hung sound server (its clients' calls wait on it)."""
+        self.server.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.server.send_signal(signal.SIGCONT)
+
+    def crash(self) -> None:
+        """SIGKILL the server (and the keep-alive player), as a crash would end it."""
+        for proc in (self.server, self.keepalive):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.server = self.keepalive = None
+
     def stop(self) -> None:
         for proc in (self.keepalive, self.server):
             if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
                 proc.terminate()
                 try:
                     proc.wait(timeout=5)
@@ -85,21 +103,43 @@ def pulse_available() -> str | None:
     return None
 
 
-@pytest.fixture
-def pulse(monkeypatch):
-    why = pulse_available()
-    if why:
-        absent(why)
+@contextmanager
+def pulse_server(start: bool = True):
+    """A server in a runtime folder of its own, removed afterwards whatever happened (a failed
+    start included): the tests leave no /tmp/edgekit-pa-* behind."""
     runtime = Path(tempfile.mkdtemp(prefix="edgekit-pa-"))
     server = PulseServer(runtime)
     try:
-        server.start()
-    except RuntimeError as exc:
+        if start:
+            server.start()
+        yield server
+    finally:
         server.stop()
-        absent(f"PulseAudio cannot start here: {exc}")
-    # The ALSA pulse plugin finds the server through these when a stream opens.
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setenv("HOME", str(runtime))
-    yield server
-    server.stop()
-    shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _pulse_fixture(monkeypatch, start: bool):
+    why = pulse_available()
+    if why:
+        absent(why)
+    with pulse_server(start=False) as server:
+        # The ALSA pulse plugin finds the server through these when a stream opens.
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(server.runtime_dir))
+        monkeypatch.setenv("HOME", str(server.runtime_dir))
+        if start:
+            try:
+                server.start()
+            except RuntimeError as exc:
+                absent(f"PulseAudio cannot start here: {exc}")
+        yield server
+
+
+@pytest.fixture
+def pulse(monkeypatch):
+    yield from _pulse_fixture(monkeypatch, start=True)
+
+
+@pytest.fixture
+def pulse_off(monkeypatch):
+    """The environment of a PulseAudio server that is not running yet: ``pulse_off.start()``."""
+    yield from _pulse_fixture(monkeypatch, start=False)

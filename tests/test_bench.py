@@ -258,15 +258,41 @@ def test_missing_model_is_an_error_row(tmp_path):
     assert row["status"].startswith("error:") and row["latency_ms"] is None
 
 
-def test_synthetic_inputs_when_data_is_absent(models_dir):
+BENCHED = ("yamnet_spectra_in.tflite", "yamnet.tflite", "mobilenet_v1_0.25_128_quant.tflite")
+
+
+def test_synthetic_inputs_when_data_is_absent(models_dir, tmp_path):
     from edgekit.models.model import load_model
 
     settings = runner.Settings(data_dir=None)
-    for name in ("yamnet_spectra_in.tflite", "yamnet.tflite", "mobilenet_v1_0.25_128_quant.tflite"):
-        inp = inputs.make_input(load_model(models_dir / name, "cpu:1"), settings)
+    for name in BENCHED:
+        (tmp_path / name).symlink_to(models_dir / name)  # a folder with no sample inputs beside
+        inp = inputs.make_input(load_model(tmp_path / name, "cpu:1"), settings)
         d = inp.describe()
         assert inp.synthetic and "synthetic" in d["source"]
         assert d["nonzero_fraction"] > 0.5 and d["std"] > 0
+
+
+def test_sample_inputs_are_found_beside_the_model(models_dir):
+    """Without --data: grace_hopper.bmp in the model's folder, speech.wav in ../audio/ beside it."""
+    from edgekit.models.model import load_model
+
+    pytest.importorskip("PIL.Image")
+    settings = runner.Settings(data_dir=None)
+    for name in BENCHED:
+        inp = inputs.make_input(load_model(models_dir / name, "cpu:1"), settings)
+        assert not inp.synthetic, inp.source
+        assert ("grace_hopper" if name.startswith("mobilenet") else "speech.wav") in inp.source
+
+
+def test_bench_says_loudly_that_inputs_are_synthetic(models_dir, tmp_path, capsys, monkeypatch):
+    from edgekit.cli import main
+
+    monkeypatch.delenv("EDGEKIT_TEST_DATA", raising=False)
+    (tmp_path / "m.tflite").symlink_to(models_dir / "yamnet_spectra_in.tflite")
+    assert main(["bench", str(tmp_path / "m.tflite"), "--runs", "2", "--warmup", "0", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "SYNTHETIC INPUTS for m.tflite" in err and "--data" in err
 
 
 def test_pictures_are_read_and_resized_with_pillow(models_dir):

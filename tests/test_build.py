@@ -123,11 +123,12 @@ def parse(*argv):
 @pytest.mark.parametrize("argv,message", [
     (["mobilenet-v1", "--weights", "official"], "yamnet only"),
     (["yamnet", "--weights", "official", "--alpha", "0.5"], "--alpha 1.0"),
-    (["yamnet", "--resolution", "128"], "drop --resolution"),
+    (["yamnet", "--weights", "random", "--resolution", "128"], "drop --resolution"),
     (["yamnet", "--weights", "missing.keras"], "no such file"),
     (["yamnet", "--weights", "model.h5"], ".keras"),
-    (["yamnet", "--representative", "no/such/dir"], "not a folder"),
-    (["yamnet", "--samples", "0"], "--samples"),
+    (["yamnet", "--weights", "random", "--representative", "no/such/dir"], "not a folder"),
+    (["yamnet", "--weights", "random", "--samples", "0"], "--samples"),
+    (["yamnet"], "say which weights.*--weights random for an untrained model"),  # never untrained by default
 ])
 def test_bad_arguments_are_refused_before_tensorflow(tmp_path, argv, message):
     args = parse(*argv, "-o", str(tmp_path / "m.tflite"))
@@ -137,9 +138,9 @@ def test_bad_arguments_are_refused_before_tensorflow(tmp_path, argv, message):
 
 def test_output_must_be_a_tflite_in_an_existing_folder(tmp_path):
     with pytest.raises(ConfigError, match=r"\.tflite"):
-        build_cmd.request_from(parse("yamnet", "-o", str(tmp_path / "m.bin")))
+        build_cmd.request_from(parse("yamnet", "--weights", "random", "-o", str(tmp_path / "m.bin")))
     with pytest.raises(ConfigError, match="does not exist"):
-        build_cmd.request_from(parse("yamnet", "-o", str(tmp_path / "no" / "m.tflite")))
+        build_cmd.request_from(parse("yamnet", "--weights", "random", "-o", str(tmp_path / "no" / "m.tflite")))
 
 
 @pytest.mark.parametrize("argv", [["mobilenet-v1", "--alpha", "0.3"], ["mobilenet-v2", "--resolution", "100"],
@@ -157,7 +158,7 @@ def test_missing_tensorflow_is_one_clear_line(monkeypatch, tmp_path):
     assert isinstance(err.value, (EdgekitError, ImportError))
     assert "\n" not in str(err.value) and str(err.value).endswith("pip install 'edgekit[build]'")
     with pytest.raises(BuildDependencyError):
-        build_cmd.run(parse("yamnet", "--alpha", "0.25", "-o", str(tmp_path / "m.tflite")))
+        build_cmd.run(parse("yamnet", "--weights", "random", "--alpha", "0.25", "-o", str(tmp_path / "m.tflite")))
     assert not (tmp_path / "m.tflite").exists()
 
 
@@ -166,7 +167,7 @@ def test_cli_prints_the_missing_extra_on_one_line(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     monkeypatch.setitem(sys.modules, "keras", None)
-    assert cli.main(["models", "build", "yamnet", "-o", str(tmp_path / "m.tflite")]) == 1
+    assert cli.main(["models", "build", "yamnet", "--weights", "random", "-o", str(tmp_path / "m.tflite")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("edgekit: error:") and "\n" not in err and INSTALL_HINT in err
 
@@ -279,10 +280,12 @@ def test_cli_writes_the_model_and_a_json_summary(tmp_path, capsys):
     import json
 
     out = tmp_path / "y.tflite"
-    args = parse("yamnet", "--alpha", "0.25", "--samples", "16", "--representative", str(need(AUDIO)),
-                 "--quant", "int8-float-io", "--json", "-o", str(out))
+    args = parse("yamnet", "--weights", "random", "--alpha", "0.25", "--samples", "16", "--representative",
+                 str(need(AUDIO)), "--quant", "int8-float-io", "--json", "-o", str(out))
     assert build_cmd.run(args) == 0
-    info = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    info = json.loads(captured.out)
+    assert info["trained"] is False and "UNTRAINED" in captured.err
     assert out.is_file() and info["macs"] == info["spec_macs"] == yamnet(0.25).macs
     assert info["input"]["dtype"] == "float32" and info["ops"]["QUANTIZE"] == 1
     assert not list(tmp_path.glob(".*tmp"))  # written whole, via a temporary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from edgekit.audio.files import read_audio
 from edgekit.audio.ring import SampleRing
 from edgekit.audio.sources import FileSource, MicSource, resolve_input_device
 from edgekit.errors import AudioError
-from pulse import pulse  # noqa: F401 - fixture
+from pulse import pulse, pulse_off  # noqa: F401 - fixtures
 
 
 def capture_for(src, seconds: float) -> np.ndarray:
@@ -90,14 +91,12 @@ def test_mic_loss_is_noticed_and_recovered(pulse, caplog):
 # PulseAudio server: a stream left behind cannot be cleaned up safely, and the child must also
 # exit without hanging (sounddevice's atexit Pa_Terminate would wait on that stream).
 WEDGED_MIC = """
-import json, os, sys, tempfile, threading, time
-from pathlib import Path
+import json, os, sys, threading, time
 sys.path.insert(0, {tests!r})
-from pulse import PulseServer
-runtime = Path(tempfile.mkdtemp(prefix="edgekit-pa-"))
-server = PulseServer(runtime)
-server.start()
-os.environ.update(XDG_RUNTIME_DIR=str(runtime), HOME=str(runtime))
+from pulse import pulse_server
+ctx = pulse_server()
+server = ctx.__enter__()
+os.environ.update(XDG_RUNTIME_DIR=str(server.runtime_dir), HOME=str(server.runtime_dir))
 import sounddevice as sd
 from edgekit.audio import sources
 from edgekit.errors import AudioError
@@ -105,9 +104,9 @@ terminations = []
 real_terminate = sd._terminate
 sd._terminate = lambda: (terminations.append(1), real_terminate())
 src = sources.MicSource("pulse", block_seconds=0.02)
-src.start()
-src.CLOSE_TIMEOUT, src.BACKOFF = 0.3, {backoff!r}
-wedged = src._stream
+src.start(wait=10)
+src.CLOSE_TIMEOUT, src.BACKOFF, src.GIVE_UP_AFTER = 0.3, {backoff!r}, 1.0
+wedged = src._capture.stream
 wedged.abort = lambda ignore_errors=True: threading.Event().wait()
 out = {{}}
 def until(cond, limit):
@@ -119,10 +118,11 @@ def until(cond, limit):
             out["error"] = str(exc)
             return
     return time.monotonic() - t
-until(lambda: src.stats.overflows or src._ring.available(), 5)
+until(lambda: src.stats.overflows or src._capture.ring.available(), 5)
 server.stop()
 out["noticed_s"] = until(lambda: src.stats.lost, 5)
-out["abandoned"] = [src.stats.abandoned_streams, sources._abandoned == [wedged]]
+until(lambda: src.stats.abandoned_streams, 5)
+out["abandoned"] = [src.stats.abandoned_streams, len(src._left_behind)]
 if {restart!r}:
     server.start()
     out["recovered_s"] = until(lambda: not src.stats.lost, 15)
@@ -133,13 +133,14 @@ else:
     until(lambda: False, 10)
 out.update(lost=src.stats.lost, reopens=src.stats.reopens, terminations=len(terminations))
 src.stop()
-server.stop()
+ctx.__exit__(None, None, None)
 print(json.dumps(out), flush=True)
 """
 
 
-def run_wedged_mic(restart: bool, backoff: tuple) -> dict:
+def run_wedged_mic(restart: bool, backoff: tuple, tmp: Path) -> dict:
     import json
+    import os
     import subprocess
     import sys
 
@@ -148,28 +149,72 @@ def run_wedged_mic(restart: bool, backoff: tuple) -> dict:
 
     if why := pulse_available():
         absent(why)
+    import signal
+
     code = WEDGED_MIC.format(tests=str(ROOT / "tests"), backoff=backoff, restart=restart)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    # A session of its own: should the child hang, its PulseAudio server goes down with it.
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
+        raise AssertionError(f"the child hung:\n{err[-3000:]}") from None
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "did not release the input stream" in proc.stderr
+    assert not list(tmp.glob("edgekit-pa-*")), "the child's PulseAudio folder was left behind"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_a_stream_portaudio_cannot_close_is_left_behind():
+def test_a_stream_portaudio_cannot_close_is_left_behind(tmp_path):
     """The source gives up on the stream, skips Pa_Terminate (which would wait on it too), and
     captures again from the restarted server; the process still exits."""
-    out = run_wedged_mic(restart=True, backoff=(0.2, 0.5, 1.0))
-    assert out["noticed_s"] < 2.5 and out["abandoned"] == [1, True]
+    out = run_wedged_mic(restart=True, backoff=(0.2, 0.5, 1.0), tmp=tmp_path)
+    assert out["noticed_s"] < 2.5 and out["abandoned"] == [1, 1]
     assert out["recovered_s"] is not None and not out["lost"] and out["reopens"] == 1
     assert out["samples_after"] > 8000 and out["terminations"] == 0
 
 
-def test_stuck_portaudio_and_no_device_ends_in_an_error_for_a_restart():
+def test_stuck_portaudio_and_no_device_ends_in_an_error_for_a_restart(tmp_path):
     """Without Pa_Terminate a replugged USB microphone (new index) stays invisible: once the
     back-off is spent, read() raises, so the daemon exits and systemd starts a fresh process."""
-    out = run_wedged_mic(restart=False, backoff=(0.1, 0.1, 0.1))
+    out = run_wedged_mic(restart=False, backoff=(0.1, 0.1, 0.1), tmp=tmp_path)
     assert "exiting so the process restarts" in out["error"]
-    assert out["abandoned"] == [1, True] and out["lost"]
+    assert out["abandoned"] == [1, 1] and out["lost"]
+
+
+def test_pulse_folders_are_removed_even_when_the_server_cannot_start(tmp_path, monkeypatch):
+    import tempfile
+
+    import pulse as pulse_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pulse_module.pulse_server(start=False) as server:
+        assert server.runtime_dir.parent == tmp_path
+    monkeypatch.setattr(pulse_module, "PA_CONFIG", "load-module no-such-module\n")
+    with pytest.raises(RuntimeError):
+        with pulse_module.pulse_server():
+            pass
+    assert not list(tmp_path.glob("edgekit-pa-*"))
+
+
+def test_no_device_is_said_in_words_not_portaudio_codes():
+    """PortAudio's "Error querying device -1" (no default device) never reaches a user."""
+    from edgekit.audio.opener import NO_INPUT, plain_reason
+
+    assert plain_reason(Exception("Error querying device -1")) == NO_INPUT
+    assert "busy" in plain_reason(Exception("Error opening InputStream: Device unavailable [PaErrorCode -9985]"))
+
+
+def test_record_without_a_microphone_says_so_in_words(pulse_off, tmp_path, capsys):
+    from edgekit.cli import main
+
+    assert main(["record", "--seconds", "1", "-o", str(tmp_path / "bg.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "is a microphone plugged in, or a sound server running?" in err
+    assert "querying device -1" not in err and "retrying" not in err
 
 
 def test_unknown_device_lists_the_real_ones(pulse):

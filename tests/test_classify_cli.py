@@ -118,7 +118,8 @@ YAMNET = "yamnet.tflite"
     (["bench", YAMNET, "--labels", "no_such_labels.txt", "-q"], "argument --labels: no such file"),
     (["macs", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
     (["models", "inspect", YAMNET, "--labels", "no_such_labels.txt"], "argument --labels: no such file"),
-    (["models", "build", "yamnet", "-o", "out.txt"], "must be a .tflite"),
+    (["models", "build", "yamnet", "--weights", "random", "-o", "out.txt"], "must be a .tflite"),
+    (["models", "build", "yamnet", "-o", "out.tflite"], "say which weights"),
     (["classify", "--no-such-option", "x.wav"], "unrecognized arguments"),  # argparse's own
 ])
 def test_option_errors_exit_2_in_every_command(argv, says, models_dir, audio_dir, capsys):

@@ -22,7 +22,7 @@ import pytest
 
 from edgekit.daemon.service import Service
 from mosquitto import make_broker, mosquitto  # noqa: F401 - fixtures
-from pulse import pulse  # noqa: F401 - fixture
+from pulse import pulse, pulse_off  # noqa: F401 - fixtures
 
 ALARM_GROUP = '["Smoke detector, smoke alarm", "Fire alarm", "Alarm", "Siren"]'
 
@@ -328,7 +328,7 @@ def test_gpio_without_a_chip_is_one_clear_line(tmp_path, models_dir, audio_dir):
                           capture_output=True, text=True, timeout=60, env=env)
     if Path("/dev/gpiochip0").exists():
         pytest.skip("this machine has a GPIO chip")
-    assert proc.returncode == 1
+    assert proc.returncode == 78  # EX_CONFIG: a restart cannot conjure a GPIO chip
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgekit: error:")]
     assert len(errors) == 1 and "no GPIO chip found" in errors[0] and 'pin_factory = "mock"' in errors[0]
     assert "Traceback" not in proc.stderr
@@ -468,3 +468,26 @@ def test_an_interactive_run_writes_events_where_the_user_can(tmp_path, models_di
     # Under systemd, the configured path is the contract: no silent fallback.
     rc, err = run_daemon(config, env={**env, "INVOCATION_ID": "0123"})
     assert rc != 0 and "choose a writable [log] path" in err
+
+
+def test_listening_state_is_published_to_listeners(tmp_path, pulse_off, notify, models_dir):
+    """Service.listening_state and Service.state_listeners: what MQTT availability is built on."""
+    from edgekit.audio.opener import ListeningState
+
+    config = write_config(tmp_path / "edgekit.toml", models_dir, hop=0.48)
+    service = Service(str(config))
+    seen = []
+    service.state_listeners.append(lambda state, why: seen.append((state, why)))
+
+    def scenario(svc, result):
+        ready = notify.wait_for("READY", 60)
+        assert "waiting for microphone 'pulse'" in ready["STATUS"]
+        wait_until(lambda: svc.listening_state is ListeningState.WAITING, 5, "waiting")
+        pulse_off.start()
+        wait_until(lambda: svc.listening_state is ListeningState.LISTENING, 15, "listening")
+
+    result = run_with_scenario(service, scenario)
+    assert result["rc"] == 0
+    states = [s for s, _ in seen]
+    assert states[-2:] == [ListeningState.WAITING, ListeningState.LISTENING]
+    assert "sound server running?" in dict(seen)[ListeningState.WAITING]

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 
 from gpiozero import DigitalOutputDevice
 
-from edgekit.errors import GpioError
+from edgekit.errors import GpioError, PinFactoryError
 from edgekit.detect.events import Event
 from edgekit.actions.settings import GpioAction, GpioSettings, Rule, pin_factory_names
 
@@ -39,7 +39,7 @@ def _load_factory(name: str):
     for ep in entry_points(group="gpiozero_pin_factories"):
         if ep.name.lower() == name.lower():
             return ep.load()()
-    raise GpioError(f"unknown GPIO pin factory {name!r}; known: {', '.join(pin_factory_names())}")
+    raise PinFactoryError(f"unknown GPIO pin factory {name!r}; known: {', '.join(pin_factory_names())}")
 
 
 def _why(name: str, exc: Exception) -> str:
@@ -61,19 +61,19 @@ def make_pin_factory(name: str | None = None, *, env: Mapping[str, str] | None =
     if name:
         try:
             return _load_factory(name)
-        except GpioError:
+        except PinFactoryError:
             raise
         except Exception as exc:
-            raise GpioError(f"GPIO pin factory {name!r} (from {source}) cannot start: {_why(name, exc)}") from exc
+            raise PinFactoryError(f"GPIO pin factory {name!r} (from {source}) cannot start: {_why(name, exc)}") from exc
     if not glob.glob(chip_glob):
-        raise GpioError(NO_CHIP_MESSAGE)
+        raise PinFactoryError(NO_CHIP_MESSAGE)
     reasons = []
     for candidate in AUTO_FACTORIES:
         try:
             return _load_factory(candidate)
         except Exception as exc:
             reasons.append(f"{candidate}: {_why(candidate, exc)}")
-    raise GpioError(
+    raise PinFactoryError(
         "no GPIO pin factory works here (" + "; ".join(reasons) + "); on a Pi install lgpio (`pip install edgekit[pi]`)"
     )
 

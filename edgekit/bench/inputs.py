@@ -1,5 +1,5 @@
 """What the benchmark feeds a model: a real recording's window or patch, a real photo, or a synthetic
-stand-in that says it is one (only where no data folder is named)."""
+stand-in that says it is one (only where neither the data folder nor the model's folder has one)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def default_data_dir(env: dict | None = None) -> Path | None:
         raise ConfigError(f"EDGEKIT_TEST_DATA={value}: no such folder; point it at the shared test data "
                           "(with audio/ and models/), or unset it to measure synthetic inputs")
     return path
+
+
+def find_sample(name: str, sub: str, settings: Settings, model_path: Path | None) -> Path | None:
+    """A sample input file: in ``--data``'s ``sub``/ folder when given, else beside the model (its
+    own folder, or ``../sub/`` as in the shared data's models/ and audio/ layout)."""
+    if settings.data_dir:
+        roots = [settings.data_dir / sub]
+    elif model_path is not None:
+        here = Path(model_path).parent  # not resolved: a link's folder is where it was put
+        roots = [here, here.parent / sub]
+    else:
+        roots = []
+    return next((r / name for r in roots if (r / name).is_file()), None)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -95,14 +108,14 @@ def load_image(path: Path, h: int, w: int) -> tuple[np.ndarray, str]:
         return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR)), "Pillow bilinear"
 
 
-def load_audio(settings: Settings) -> tuple[np.ndarray, str, bool]:
+def load_audio(settings: Settings, model_path: Path | None = None) -> tuple[np.ndarray, str, bool]:
     """int16 16 kHz samples, where they came from, and whether they are synthetic."""
     from edgekit.audio.files import read_audio
 
     if settings.input is not None and settings.input.suffix.lower() in AUDIO_SUFFIXES:
         return read_audio(settings.input), settings.input.name, False
-    speech = settings.data_dir / "audio" / "speech.wav" if settings.data_dir else None
-    if speech is not None and speech.is_file():
+    speech = find_sample("speech.wav", "audio", settings, model_path)
+    if speech is not None:
         return read_audio(speech), speech.name, False
     return synthetic_audio(), "synthetic log chirp 150 Hz-6 kHz + noise (speech.wav absent)", True
 
@@ -116,8 +129,8 @@ def make_input(model: Model, settings: Settings) -> Input:
         picture = None
         if settings.input is not None and settings.input.suffix.lower() not in AUDIO_SUFFIXES:
             picture = settings.input
-        elif settings.data_dir and (settings.data_dir / "models" / "grace_hopper.bmp").is_file():
-            picture = settings.data_dir / "models" / "grace_hopper.bmp"
+        else:
+            picture = find_sample("grace_hopper.bmp", "models", settings, model.path)
         if picture is not None:
             pixels, how = load_image(picture, h, w)
             source, synthetic = f"{picture.name} resized to {h}x{w} ({how})", False
@@ -132,7 +145,7 @@ def make_input(model: Model, settings: Settings) -> Input:
             value = (pixels.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
         return Input(value.reshape(shape), source, synthetic)
 
-    pcm, name, synthetic = load_audio(settings)
+    pcm, name, synthetic = load_audio(settings, model.path)
     if model.kind == WAVEFORM:
         padded = reference.pad_waveform(pcm, p)
         windows = reference.frame(padded, p.patch_samples, p.patch_hop_samples)

@@ -146,7 +146,7 @@ def bench_model(spec: str, device: str, xnnpack: bool | None, settings: Settings
     row["top1"] = {"index": top, "label": model.labels[top], "output": model_output_kind(graph, path),
                    "score": round(float(scores[top]), 4)}
     if settings.pipeline and model.kind in (LOGMEL, WAVEFORM):
-        pcm, name, synthetic = load_audio(settings)
+        pcm, name, synthetic = load_audio(settings, model.path)
         row["pipeline"] = bench_pipeline(model, pcm, name, synthetic, settings.pipeline_seconds)
     row["peak_rss_mib"] = peak_rss_mib()
     row["rss_mib"] = rss_mib()

@@ -44,8 +44,9 @@ def add_arguments(p) -> None:
                    help="seconds of audio for --pipeline (the recording is looped; default 30)")
     p.add_argument("--input", type=Path, help="audio file for audio models, or a picture for image models "
                                               "(default: the shared speech.wav / grace_hopper.bmp)")
-    p.add_argument("--data", type=Path, help="folder with audio/ and models/ test data "
-                                             "(default $EDGEKIT_TEST_DATA; without it, synthetic inputs)")
+    p.add_argument("--data", type=Path, help="folder with audio/ and models/ test data (default "
+                                             "$EDGEKIT_TEST_DATA, else the model's own folder and ../audio/ "
+                                             "beside it; without any, synthetic inputs, with a warning)")
     p.add_argument("--json", metavar="PATH|-", help="write the record as JSON ('-': stdout)")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown report")
     p.add_argument("--plot", metavar="PATH.png", help="write a PNG of the latency distributions")
@@ -134,8 +135,13 @@ def run(args) -> int:
             say(f"{row['model']} {row['device']} XNNPACK {report.xnnpack_label(row)}: {what}")
 
     notes = []
-    if any((r.get("input") or {}).get("synthetic") for r in results):
-        notes.append("some inputs are synthetic (the shared test data was absent): see each row's input")
+    synthetic = [r["model"] for r in results if (r.get("input") or {}).get("synthetic")]
+    if synthetic:
+        notes.append("some inputs are synthetic (no sample input in --data or beside the model): see each row's input")
+        # Loudly: latency barely depends on the input, but top-1 and RSS figures do.
+        print(f"edgekit: warning: SYNTHETIC INPUTS for {', '.join(sorted(set(synthetic)))}: no speech.wav / "
+              "grace_hopper.bmp in --data or beside the model (its folder, or ../audio/); pass --data DIR "
+              "or --input FILE for a real one", file=sys.stderr)
     if machine["governor_warning"]:
         notes.append(machine["governor_warning"])
     settings_record = {

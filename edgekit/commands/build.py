@@ -1,4 +1,4 @@
-"""``edgekit models build ARCH [--alpha A] [--resolution R] [--weights random|official|PATH]
+"""``edgekit models build ARCH --weights official|PATH|random [--alpha A] [--resolution R]
 [--quant int8|int8-float-io] [--representative DIR] -o OUT.tflite``: a full-integer MobileNet
 or YAMNet .tflite, built with TensorFlow (the optional ``build`` extra).
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from edgekit.errors import ConfigError
 
-HELP = "build a full-integer MobileNet v1/v2 or YAMNet .tflite (random, Keras, .tflite or official weights)"
+HELP = "build a full-integer MobileNet v1/v2 or YAMNet .tflite (official, Keras or .tflite weights; random = untrained)"
 
 
 def add_arguments(p) -> None:
@@ -27,10 +28,11 @@ def add_arguments(p) -> None:
                    help="width multiplier (default 1.0; thinner YAMNets suit a Pi Zero)")
     p.add_argument("--resolution", type=int, choices=RESOLUTIONS,
                    help="input side in pixels, image models only (default 224)")
-    p.add_argument("--weights", default="random",
-                   help="random (default), official (yamnet only: transplanted from yamnet.tflite), "
-                        "or a .keras / .weights.h5 / quantised .tflite (int8 or uint8) file of the same "
-                        "architecture, e.g. a legacy uint8 MobileNet to rebuild as int8 per-channel")
+    p.add_argument("--weights", metavar="official|FILE|random",
+                   help="required: official (yamnet only: transplanted from yamnet.tflite), a .keras / "
+                        ".weights.h5 / quantised .tflite (int8 or uint8) file of the same architecture (e.g. "
+                        "a legacy uint8 MobileNet to rebuild as int8 per-channel), or random: UNTRAINED, for "
+                        "timing and Edge TPU mapping only")
     p.add_argument("--quant", choices=QUANT_MODES, default="int8",
                    help="int8: int8 input and output; int8-float-io: int8 body, float input/output")
     p.add_argument("--representative", type=Path, metavar="DIR",
@@ -51,6 +53,11 @@ def request_from(args):
     from edgekit.build import BuildRequest, check_request
 
     out = args.output
+    if not args.weights:
+        # Never an untrained model by default: it loads, runs, and detects nothing.
+        raise ConfigError("say which weights: --weights official (yamnet: Google's trained YAMNet), --weights "
+                          "FILE (.keras, .weights.h5 or a quantised .tflite), or --weights random for an "
+                          "untrained model (timing and Edge TPU mapping only: it recognises nothing)")
     if out.suffix != ".tflite":
         raise ConfigError(f"-o {out}: the output must be a .tflite file")
     if not out.parent.resolve().is_dir():
@@ -73,7 +80,7 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
+def summary(path: Path, arch, data: bytes, labels_path: Path | None, weights: str = "random") -> dict:
     from edgekit.models.macs import count_graph
     from edgekit.models.edgetpu_compat import check_graph
     from edgekit.models.tflite import read_graph
@@ -89,7 +96,8 @@ def summary(path: Path, arch, data: bytes, labels_path: Path | None) -> dict:
     if len(graph.outputs) > 1:
         t = graph.output_tensors()[1]
         io["embedding"] = {"shape": list(t.shape), "dtype": t.dtype}
-    return {"model": str(path), "arch": arch.name, "bytes": len(data), **io,
+    return {"model": str(path), "arch": arch.name, "bytes": len(data), **io, "weights": weights,
+            "trained": weights != "random",
             "macs": cost.body.macs, "params": cost.body.params,
             "spec_macs": arch.macs, "spec_params": arch.params,
             "ops": graph.op_histogram(), "labels": str(labels_path) if labels_path else None,
@@ -114,11 +122,16 @@ def run(args) -> int:
         # The name edgekit.models.labels.find_sidecar_labels looks for beside a model.
         labels_path = args.output.with_name(f"{args.output.stem}_labels.txt")
         _write(labels_path, ("\n".join(labels) + "\n").encode())
-    info = summary(args.output, arch, data, labels_path)
+    info = summary(args.output, arch, data, labels_path, req.weights)
+    untrained = ("UNTRAINED (random weights): for timing and Edge TPU mapping only, it recognises nothing"
+                 if req.weights == "random" else None)
+    if untrained:
+        print(f"edgekit: warning: {args.output}: {untrained}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{info['model']}: {arch.name}, {req.quant}, {info['bytes']:,} bytes")
+    print(f"{info['model']}: {arch.name}, {req.quant}, {info['bytes']:,} bytes, "
+          + (untrained or f"weights: {req.weights}"))
     for key in ("input", "output", "embedding"):
         if key not in info:
             continue

@@ -8,7 +8,7 @@ HELP = "list audio input devices (index, name, channels, default sample rate)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
 def run(args) -> int:

@@ -27,6 +27,8 @@ def run(args) -> int:
         print(json.dumps(info, indent=2))
         return 0
     tpu = info.pop("edgetpu")
+    if info["board"] is None:  # the line the README promises, on a PC too
+        info["board"] = "none found (no /proc/device-tree/model: not a Raspberry Pi or similar board)"
     for key, value in info.items():
         if value is not None:
             print(f"{key:>9}: {value}")

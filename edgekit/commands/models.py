@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
     p.set_defaults(_models=_verify)
 
     p = sub.add_parser("path", help="print the path of a cached zoo model")
-    p.add_argument("name")
+    p.add_argument("name", help="zoo name (see `edgekit models list`)")
     p.add_argument("--dir", help="look only in this model directory")
     p.set_defaults(_models=_path)
 

@@ -28,7 +28,7 @@ def run(args) -> int:
     want = int(args.seconds * 16000)
     got = 0
     src = MicSource(device, args.rate)
-    src.start()
+    src.start()  # no microphone: an error at once, said in plain words
     last = 0.0
     try:
         # Written block by block: an hour of audio never sits in memory, and a stopped recording

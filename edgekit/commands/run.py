@@ -6,14 +6,15 @@ import logging
 import sys
 
 from edgekit.errors import (ConfigError, EventLogError, LabelsError, ModelFileError, ModelNotFoundError, MqttError,
-                            UnsupportedModelError)
+                            PinFactoryError, UnsupportedModelError)
 
 EX_CONFIG = 78
 # Failures that restarting cannot fix, because what the config names is wrong (the preflight turns
 # most of them into ConfigError first; these catch what slips past it). Not here: a missing Edge
-# TPU or microphone, a busy pin, a broker that is down: those may come right by themselves.
+# TPU or microphone, a busy pin, a broker that is down: those may come right by themselves. A
+# missing GPIO chip or pin factory is here: the fix is lgpio or `pin_factory`, never a restart.
 CONFIG_CAUSED = (ConfigError, ModelNotFoundError, ModelFileError, UnsupportedModelError, LabelsError, MqttError,
-                 EventLogError)
+                 EventLogError, PinFactoryError)
 
 HELP = "listen and act: microphone (or a replayed file) → model → detector → GPIO/MQTT/log"
 

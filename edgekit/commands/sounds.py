@@ -48,21 +48,21 @@ def add_arguments(parser) -> None:
     p.set_defaults(_sounds=_list)
 
     p = sub.add_parser("show", help="a sound's model, threshold and training summary")
-    p.add_argument("name", help="the sound's name")
+    p.add_argument("name", help="a learned sound (see `edgekit sounds list`)")
     _service_flag(p, "the service's sound of that name")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(_sounds=_show)
 
     p = sub.add_parser("test", help="score recordings with a sound: best score and where it is heard")
-    p.add_argument("name", help="the sound's name")
-    p.add_argument("files", nargs="+", metavar="FILE|DIR", help="recordings, or folders of them")
+    p.add_argument("name", help="a learned sound (see `edgekit sounds list`)")
+    p.add_argument("files", nargs="+", metavar="FILE|DIR", help="recordings, or folders of them, to score")
     p.add_argument("--model", help="the model the sound was learned on (default: its zoo name)")
     _service_flag(p, "the service's sound of that name")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(_sounds=_test)
 
     p = sub.add_parser("remove", help="delete a sound")
-    p.add_argument("name", help="the sound's name")
+    p.add_argument("name", help="the learned sound to delete")
     _service_flag(p, "remove the service's sound of that name (run with sudo)")
     p.set_defaults(_sounds=_remove)
 

@@ -5,8 +5,13 @@ flushed); SIGHUP reloads the config, and a bad new config is rejected with the o
 Signals are honoured from the first instant: ``edgekit run`` holds them from its first line
 (:mod:`edgekit.daemon.signals`), so a SIGHUP before READY reloads once the loop runs and a
 SIGTERM during start-up stops cleanly with status 0.
-READY=1 is sent once the model is loaded and audio flows; WATCHDOG=1 comes from the processing
-loop itself, so a stalled loop gets killed and restarted by systemd.
+READY=1 is sent once the model is loaded and audio flows, or once the microphone is known to be
+away (the daemon then waits for it, saying so in STATUS=); WATCHDOG=1 comes from the processing
+loop itself, so a stalled loop gets killed and restarted by systemd. No PortAudio call runs on
+that loop (:mod:`edgekit.audio.opener`): a frozen sound server cannot stall it.
+
+Whether it hears is :attr:`Service.listening_state` ("listening", "waiting_for_microphone",
+"error"); ``Service.state_listeners`` are called with (state, reason) on each change, from the loop.
 
 The reload itself is :func:`edgekit.daemon.reload.reload`; it builds the new parts with the
 builders here and swaps them into this service.
@@ -23,7 +28,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from edgekit.audio.opener import ListeningState
 from edgekit.detect.events import Event
+from edgekit.errors import AudioError
 from edgekit.daemon import signals
 from edgekit.daemon.reload import reload
 from edgekit.daemon.notify import Notifier
@@ -59,6 +66,10 @@ class Service:
         self._ready = False
         self._event_count = self._start_count = 0
         self._earlier_windows = self._earlier_gated = 0  # counts of pipelines a reload replaced
+        # Public: whether the daemon hears (for MQTT availability, a status page). Listeners are
+        # called as fn(state, reason) from the loop's thread each time it changes; keep them quick.
+        self.listening_state: ListeningState | None = None
+        self.state_listeners: list = []
 
     # -- control, callable from signal handlers and other threads ------------------------------
     def request_stop(self, signum=None, _frame=None) -> None:
@@ -159,9 +170,10 @@ class Service:
         a = cfg.audio
         if a.source == "mic":
             src = MicSource(a.device, a.rate, a.block_seconds)
+            src.start(wait=0)  # never fails: without a microphone the loop runs and waits for it
         else:
             src = FileSource(a.source, a.block_seconds, a.speed)
-        src.start()
+            src.start()
         return src
 
     # -- the loop ------------------------------------------------------------------------------
@@ -207,16 +219,21 @@ class Service:
                 reload(self)
             # Wake when the next window is complete (or every 0.25 s for the watchdog), not for
             # every audio block: at a 0.48 s hop that is 2 wake-ups a second instead of 20-50.
-            block = self.source.read(timeout=0.25, want=self.pipeline.samples_wanted())
+            try:
+                block = self.source.read(timeout=0.25, want=self.pipeline.samples_wanted())
+            except AudioError:
+                self._track_state()  # "error": the listeners hear it before the daemon exits
+                raise
             if block is None:  # a file source ran out: finish its tail like a whole clip
                 self._dispatch(self.pipeline.flush())
                 self._dispatch(self.pipeline.close())
                 self._summary()
                 break
+            self._track_state()
+            if not self._ready and (len(block) or self.listening_state is ListeningState.WAITING):
+                self.notifier.ready(self.status_line())
+                self._ready = True
             if len(block):
-                if not self._ready:
-                    self.notifier.ready(self.status_line())
-                    self._ready = True
                 self._watch_silence(block)
                 self._dispatch(self.pipeline.push(block))
             self.remote.tick()
@@ -225,6 +242,18 @@ class Service:
                 self.notifier.status(self.status_line())
                 last_status = now
         return 0
+
+    def _track_state(self) -> None:
+        state = self.source.state
+        if state is self.listening_state:
+            return
+        self.listening_state = state
+        self.notifier.status(self.status_line())
+        for listener in list(self.state_listeners):
+            try:
+                listener(state, self.source.state_detail)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the listening
+                log.exception("listening-state listener %r failed", listener)
 
     def _summary(self) -> None:
         """One line at the end of a replayed file: what it amounted to, and where it went."""
@@ -286,13 +315,13 @@ class Service:
         parts = []
         if self.source is not None:
             st = self.source.stats
-            parts.append("audio lost" if st.lost else "listening")
+            parts.append(self.source.status_text())
             if st.overflows or st.dropped_blocks:
                 parts.append(f"overflows {st.overflows} dropped {st.dropped_blocks}")
             if st.reopens:
                 parts.append(f"reopened {st.reopens}x")
-            if st.abandoned_streams:
-                parts.append(f"{st.abandoned_streams} stuck stream(s) left behind")
+            if st.stuck_streams:
+                parts.append(f"{st.stuck_streams} stuck stream(s) left behind")
         if self.pipeline is not None:
             s = self.pipeline.stats
             ms = 1000 * s.inference_seconds / max(1, s.windows - s.gated)
