@@ -79,7 +79,8 @@ class ClipRecorder:
             for part in self.dir.glob(".*.part"):  # a stop mid-write: never a clip
                 part.unlink(missing_ok=True)
         except OSError as exc:
-            self._warn("dir", f"clips folder {self.dir}: {exc.strerror or exc}; events are kept, their clips are not")
+            self._warn("write", f"clips: cannot use the folder {self.dir} ({exc.strerror or exc}); events are kept, "
+                                "their clips are not")
         self._retain()
 
     # -- the detection thread: copies only -----------------------------------------------------
