@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const WINDOW_S = 300;
-let csrf = null, rules = [], history = [], lastEvents = "", drawPending = false;
+let csrf = null, rules = [], history = [], lastEvents = "", drawPending = false, lastMessage = 0;
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -65,7 +65,10 @@ function draw() {
   g.clearRect(0, 0, W, H);
   if (!history.length) return;
   const now = history[history.length - 1][0];
-  const x = (t) => W - (now - t) / WINDOW_S * W, y = (v) => H - v * (H - 8 * dpr) - 4 * dpr;
+  // The chart spans what there is, from 30 s up to the last 5 minutes.
+  const span = Math.min(WINDOW_S, Math.max(30, now - history[0][0]));
+  $("span").textContent = `−${Math.round(span)} s`;
+  const x = (t) => W - (now - t) / span * W, y = (v) => H - v * (H - 8 * dpr) - 4 * dpr;
   g.lineWidth = 1.5 * dpr;
   rules.forEach((r, i) => {
     const col = COLORS[i % COLORS.length];
@@ -78,7 +81,7 @@ function draw() {
     let started = false;
     for (const [t, , scores] of history) {
       const v = scores[i];
-      if (v === null || v === undefined || now - t > WINDOW_S) { started = false; continue; }
+      if (v === null || v === undefined || now - t > span) { started = false; continue; }
       if (started) g.lineTo(x(t), y(v)); else { g.moveTo(x(t), y(v)); started = true; }
     }
     g.stroke();
@@ -154,13 +157,19 @@ async function start() {
     history.push([m.time, m.dbfs, m.rules.map((r) => r.score)]);
     while (history.length && m.time - history[0][0] > WINDOW_S) history.shift();
     rules = m.rules.map((r) => ({name: r.name, enter: r.enter, release: r.release}));
-    showNow(m); schedule();
+    showNow(m); schedule(); lastMessage = Date.now();
     $("feed").textContent = "live"; $("feed").className = "pill ok";
     const count = JSON.stringify(m.events) + m.rules.map((r) => r.active).join();
     if (count !== lastCount) { lastCount = count; loadEvents().catch(() => {}); }
   };
   es.onerror = () => { $("feed").textContent = "reconnecting…"; $("feed").className = "pill bad"; };
   setInterval(() => loadEvents().catch(() => {}), 5000);
+  setInterval(() => {  // no window for 5 s: the daemon is stopped or stuck; say so rather than show old news
+    if (Date.now() - lastMessage > 5000) {
+      $("feed").textContent = "daemon silent"; $("feed").className = "pill bad";
+      $("mic").textContent = "mic ?"; $("mic").className = "pill";
+    }
+  }, 1000);
   window.addEventListener("resize", schedule);
 }
 
