@@ -159,10 +159,11 @@ class Service:
         """Clips and the live feed, in the state directory (beside the event log)."""
         from edgekit.daemon.state import LIVE_SOCKET, state_dir
 
-        if not (cfg.clips.enabled or cfg.web.live):
+        clips = cfg.clips.enabled and cfg.log is not None  # beside the event log, where its records point
+        if not (clips or cfg.web.live):
             return
         where = state_dir(cfg)
-        if cfg.clips.enabled:
+        if clips:
             from edgekit.daemon.clips import ClipRecorder
 
             self.clips = ClipRecorder(cfg.clips, where / "clips", self.pipeline.labels, cfg.rules,
