@@ -156,12 +156,51 @@ def fake_history(state: Path, n_events: int = 100) -> None:
             f.write(event_json(s) + "\n" + event_json(e) + "\n")
 
 
+class _Skip(Exception):
+    pass
+
+
+def feed_cost(tmp: Path, n: int = 20000) -> dict:
+    """CPU microseconds per window the live feed costs the daemon: json + sendto of a message like
+    window_message's (two rules, five labels), to a bound reader and to nobody."""
+    from edgekit.daemon.live import LiveFeed
+    from edgekit.web.live import LiveReceiver
+
+    msg = {"v": 1, "time": time.time(), "stream_time": 123.4, "dbfs": -31.2, "gated": False,
+           "top": [["Smoke detector, smoke alarm", 0.97], ["Alarm", 0.9], ["Beep, bleep", 0.5], ["Buzzer", 0.18],
+                   ["Fire alarm", 0.08]],
+           "rules": [{"name": n, "score": 0.5, "enter": 0.5, "release": 0.3, "active": False} for n in ("a", "b")],
+           "model": "yamnet_spectra_in.tflite", "device": "cpu", "frontend": "fixed", "hop": 0.1, "uptime": 1.0,
+           "source": "mic", "mic": "heard", "windows": 1, "gated_windows": 0, "inference_ms": 1.2,
+           "dropped_blocks": 0, "overflows": 0, "events": {"a": 1}}
+    out = {}
+    receiver = LiveReceiver(tmp / "feed.sock")
+    try:
+        feed = LiveFeed(tmp / "feed.sock")
+        t0 = time.process_time()
+        for _ in range(n):
+            if feed.wanted():
+                feed.send(msg)
+        out["bound"] = (time.process_time() - t0) / n * 1e6  # includes the receiver thread's share
+    finally:
+        receiver.close()
+    feed = LiveFeed(tmp / "nobody.sock")
+    t0 = time.process_time()
+    for _ in range(n):
+        if feed.wanted():
+            feed.send(msg)
+    out["absent"] = (time.process_time() - t0) / n * 1e6
+    return {k: round(v, 2) for k, v in out.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--json")
+    ap.add_argument("--parts", default="web,daemon,feed,storage", help="which measurements (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     data = Path(args.data)
     model = data / "models" / "yamnet_spectra_in.tflite"
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-web-bench-"))
@@ -173,8 +212,10 @@ def main() -> int:
 
     # 1. the companion
     cfg = config(tmp, model, long, live=True)
-    web, port = start_web(cfg)
+    web, port = start_web(cfg) if "web" in parts else (None, 0)
     try:
+        if web is None:
+            raise _Skip
         time.sleep(3)
         res["web_idle_percent"] = round(cpu_over(web.pid, args.seconds), 3)
         print(f"edgekit web, idle (no daemon, no page): {res['web_idle_percent']:.3f} % of one core")
@@ -199,9 +240,12 @@ def main() -> int:
         finally:
             daemon.terminate()
             daemon.wait(20)
+    except _Skip:
+        pass
     finally:
-        web.terminate()
-        web.wait(10)
+        if web is not None:
+            web.terminate()
+            web.wait(10)
 
     # 2. the daemon's cost for the live feed: on (with a reader) against off, interleaved
     from edgekit.web.live import LiveReceiver
@@ -213,7 +257,7 @@ def main() -> int:
     pct = {True: [], False: []}
     receiver = LiveReceiver(tmp / "state" / "live.sock")
     try:
-        for _ in range(2):
+        for _ in range(2 if "daemon" in parts else 0):
             for live in (False, True):
                 c = config(tmp, model, replay, live)
                 cpu_s, wall_s = child_cpu(c, replay)
@@ -222,28 +266,36 @@ def main() -> int:
     finally:
         receiver.close()
     res["daemon_percent"] = {"live_off": [round(x, 3) for x in pct[False]], "live_on": [round(x, 3) for x in pct[True]]}
-    added = float(np.mean(pct[True]) - np.mean(pct[False]))
-    res["daemon_live_added_percent"] = round(added, 3)
-    print(f"edgekit run at hop 0.1 s: live feed off {pct[False]}, on {pct[True]} % -> added {added:.3f} % of one core")
+    if pct[True]:
+        added = float(np.mean(pct[True]) - np.mean(pct[False]))
+        res["daemon_live_added_percent"] = round(added, 3)
+        print(f"edgekit run at hop 0.1 s: live feed off {pct[False]}, on {pct[True]} % -> added {added:.3f} % of one core")
+    if "feed" in parts:
+        res["feed_message_microseconds"] = feed_cost(tmp)
+        us = res["feed_message_microseconds"]
+        print(f"live feed, per window in the daemon (a typical message built and sent, reader bound): "
+              f"{us['bound']:.1f} us; no reader: {us['absent']:.2f} us -> at hop 0.1 s "
+              f"{us['bound'] * 10 / 1e4:.3f} % / {us['absent'] * 10 / 1e4:.4f} % of one core")
 
     # 4. clip storage
-    files = sorted((data / "events" / "background").glob("*/*.flac"))[::5]
-    raw = sum(sf.info(f).frames for f in files) * 2
-    import io
+    if "storage" in parts:
+        import io
 
-    packed = 0
-    for f in files:
-        buf = io.BytesIO()
-        sf.write(buf, read_audio(f), RATE, format="FLAC", subtype="PCM_16")
-        packed += buf.tell()
-    bps = packed / (raw / 2 / RATE)
-    res["flac_bytes_per_second"] = round(bps)
-    # A typical rule set: the example config's two rules; say 5 true events a day, plus 1 false alarm
-    # an hour (the worst calibrated rule's rate), each clip 2 + 10 + 2 s.
-    per_week = 7 * (5 + 24) * 14 * bps
-    res["week_megabytes"] = round(per_week / 1e6, 1)
-    print(f"clips: FLAC {bps / 1000:.1f} kB/s of room sound ({len(files)} background clips); a week of "
-          f"5 events/day + 1 false alarm/h at 14 s each: {per_week / 1e6:.1f} MB (default cap 200 MB)")
+        files = sorted((data / "events" / "background").glob("*/*.flac"))[::5]
+        seconds = sum(sf.info(f).frames for f in files) / RATE
+        packed = 0
+        for f in files:
+            buf = io.BytesIO()
+            sf.write(buf, read_audio(f), RATE, format="FLAC", subtype="PCM_16")
+            packed += len(buf.getvalue())
+        bps = packed / seconds
+        res["flac_bytes_per_second"] = round(bps)
+        # A typical rule set: the example config's two rules; say 5 true events a day, plus 1 false
+        # alarm an hour (the worst calibrated rule's rate), each clip 2 + 10 + 2 s.
+        per_week = 7 * (5 + 24) * 14 * bps
+        res["week_megabytes"] = round(per_week / 1e6, 1)
+        print(f"clips: FLAC {bps / 1000:.1f} kB/s of room sound ({len(files)} background clips, {seconds / 60:.0f} min); "
+              f"a week of 5 events/day + 1 false alarm/h at 14 s each: {per_week / 1e6:.1f} MB (default cap 200 MB)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
