@@ -33,8 +33,10 @@ from edgekit.evaluate.soundscape import MixSpec, build  # noqa: E402
 from edgekit.web.store import EventStore  # noqa: E402
 
 
-def edgekit(*args, env) -> str:
+def edgekit(*args, env, check=True) -> str:
     r = subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True, env=env)
+    if r.returncode and not check:
+        return "FAILED: " + (r.stdout + r.stderr).strip().splitlines()[-1]
     if r.returncode:
         raise SystemExit(f"edgekit {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
     return r.stdout + r.stderr
@@ -135,11 +137,19 @@ def main() -> int:
         verdicts[verdict] += 1
     print(f"reviewed A's events: {verdicts}")
 
-    edgekit("sounds", "learn", "v2", "--examples", str(examples), "--background", str(room),
-            "--from-reviews", str(cfg_a), "--rule", "target", env=env)
     results = {"target": args.target, "reviews": verdicts, "A_minutes": round(a.seconds / 60, 1),
-               "B_minutes": round(b.seconds / 60, 1), "B_events": len(b.events)}
-    for name in ("v1", "v2"):
+               "B_minutes": round(b.seconds / 60, 1), "B_events": len(b.events), "learn": {}}
+    # v2: confirmed clips as examples and false alarms as background (the whole loop);
+    # v2n: the false alarms alone (the rule named matches no reviewed events' rule).
+    variants = ["v1"]
+    for name, rule in (("v2", "target"), ("v2n", "no-such-rule")):
+        out = edgekit("sounds", "learn", name, "--examples", str(examples), "--background", str(room),
+                      "--from-reviews", str(cfg_a), "--rule", rule, env=env, check=False)
+        results["learn"][name] = out.strip().splitlines()[-1] if out.strip() else ""
+        print(f"  learn {name}: {results['learn'][name][:300]}")
+        if not out.startswith("FAILED"):
+            variants.append(name)
+    for name in variants:
         cfg = config(tmp / f"eval-{name}.toml", model, name, tmp / f"eval-{name}" / "events.jsonl")
         m = evaluate(cfg, tmp / "B.flac", tmp / "B.tsv", args.target, env)
         results[name] = m

@@ -187,3 +187,13 @@ def test_retention_removes_the_oldest_first_by_size_and_age(tmp_path):
     rec.close()
     left = sorted(p.name[:8] for p in tmp_path.glob("*.flac"))
     assert left == ["00000004", "00000005"]  # the 40-day-old one by age, then the oldest until <= 1 MB
+
+
+@pytest.mark.parametrize("clips,key", [({"pre_seconds": -1}, "clips.pre_seconds"), ({"max_megabytes": 0}, "clips.max_megabytes"),
+                                       ({"keep_speech": "yes"}, "clips.keep_speech"), ({"post": 2}, "clips.post")])
+def test_bad_clip_settings_are_config_errors(clips, key):
+    from edgekit.daemon.config import parse_config
+    from edgekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"model": {"model": "yamnet"}, "rules": [{"name": "a", "labels": ["Dog"]}], "clips": clips})
