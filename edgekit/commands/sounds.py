@@ -111,12 +111,19 @@ def _learn(args) -> int:
 
         reviewed = reviewed_clips(load_config(args.from_reviews))
         print(reviewed.describe(), file=sys.stderr)
-        example_files += reviewed.confirmed.get(args.rule or args.name, [])
+        confirmed = reviewed.confirmed.get(args.rule or args.name, [])
         background_files += reviewed.all_false_alarms()
-    if not example_files:
+    else:
+        reviewed, confirmed = None, []
+    if not example_files and not confirmed:
         raise ExamplesError("no examples: give --examples FILE|DIR, or --from-reviews CONFIG with clips of the rule "
                             "reviewed correct on the status page")
     examples = _read_all(example_files)
+    for path, pcm in _read_all(confirmed):  # the event's own part of each clip, without its pre- and post-roll
+        part = reviewed.parts.get(Path(path))
+        if part is not None:
+            pcm = pcm[int(part.start * 16000): None if part.end is None else int(part.end * 16000)]
+        examples.append((path, pcm))
     background = _read_all(background_files)
     embedder = Embedder(args.model)
     if embedder.note:

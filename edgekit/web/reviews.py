@@ -10,13 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekit.daemon.clips import WINDOW_SECONDS
 from edgekit.daemon.state import state_dir
 from edgekit.web.store import KEEP, EventStore
+
+
+@dataclass(frozen=True)
+class Part:
+    """Where the event is inside its clip: the pre- and post-roll around it are the room, not the sound."""
+
+    path: Path
+    start: float  # seconds into the clip
+    end: float | None  # None: to the end
 
 
 @dataclass
 class Reviewed:
     confirmed: dict[str, list[Path]] = field(default_factory=dict)  # rule -> its clips reviewed "correct"
+    parts: dict[Path, Part] = field(default_factory=dict)  # a confirmed clip -> where its event is
     false_alarms: dict[str, list[Path]] = field(default_factory=dict)  # rule -> its clips reviewed "false alarm"
     without_clip: int = 0
     state: Path | None = None
@@ -45,4 +56,11 @@ def reviewed_clips(config) -> Reviewed:
             continue
         side = out.confirmed if review["verdict"] == "correct" else out.false_alarms
         side.setdefault(ev["rule"], []).append(path)
+        if review["verdict"] == "correct" and ev.get("stream_time") is not None:
+            # The clip starts pre_seconds before the window that started the event (0.975 s before
+            # its stream time), or at the stream's start; the event lasts its duration after that.
+            begin = max(0.0, ev["stream_time"] - WINDOW_SECONDS - config.clips.pre_seconds)
+            start = ev["stream_time"] - WINDOW_SECONDS - begin
+            end = start + WINDOW_SECONDS + ev["duration"] if ev.get("duration") is not None else None
+            out.parts[path] = Part(path, max(0.0, start), end)
     return out
