@@ -59,14 +59,25 @@ hold = 2.0
 pin = 17
 [gpio]
 pin_factory = "mock"
+{extra}
 """
 
 
-def write_config(tmp: Path, model: Path, source: Path, hop: float, frontend: str, smoothing: str) -> Path:
+def write_config(tmp: Path, model: Path, source: Path, hop: float, frontend: str, smoothing: str,
+                 extra: str = "", tag: str = "") -> Path:
     kn = "k = 2\nn = 3" if smoothing == "k_of_n" else ""
-    path = tmp / f"cfg-{hop}-{frontend}-{smoothing}.toml"
-    path.write_text(CONFIG.format(model=model, source=source, hop=hop, frontend=frontend, smoothing=smoothing, kn=kn))
+    path = tmp / f"cfg-{hop}-{frontend}-{smoothing}{tag}.toml"
+    path.write_text(CONFIG.format(model=model, source=source, hop=hop, frontend=frontend, smoothing=smoothing, kn=kn,
+                                  extra=extra))
     return path
+
+
+def clips_section(tmp: Path, on: bool) -> str:
+    """An event log in a scratch folder, with event clips (pre/post-roll 2 s) on or off."""
+    # The track has speech before each alarm: keep_speech, so that every clip is really written.
+    log = tmp / ("clips-on" if on else "clips-off") / "events.jsonl"
+    return f'[log]\npath = "{log}"\n[clips]\nenabled = {str(on).lower()}\nkeep_speech = true\n'
+
 
 
 def child_cpu(config: Path, source: Path) -> tuple[float, float]:
@@ -137,6 +148,8 @@ def main() -> int:
     ap.add_argument("--onsets", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the CPU replay")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--clips-only", action="store_true",
+                    help="only onset -> GPIO at hop 0.1 s, clips off/on/off/on (skips the CPU runs)")
     args = ap.parse_args()
     data = Path(args.data)
     model = data / "models" / "yamnet_spectra_in.tflite"
@@ -153,7 +166,7 @@ def main() -> int:
                            "note": "shared 2-core VM; real time replay of files, not a Pi"},
                "cpu": [], "latency": []}
     print(f"CPU of `edgekit run`, real-time replay of {args.seconds:.0f} s (start-up subtracted):")
-    for frontend in ("fixed", "float"):
+    for frontend in (() if args.clips_only else ("fixed", "float")):
         for hop in (0.48, 0.1):
             cfg_long = write_config(tmp, model, replay, hop, frontend, "k_of_n")
             cpu_s, wall_s = child_cpu(cfg_long, replay)
@@ -163,18 +176,23 @@ def main() -> int:
                                    "startup_cpu_seconds": round(cpu_0, 3)})
             print(f"  {frontend:5} front end, hop {hop:4} s: {pct:5.2f} % of one core "
                   f"(start-up {cpu_0:.2f} s CPU)")
-    print(f"Onset -> GPIO edge over {len(onsets)} alarm onsets (real-time replay, mock pin polled at 1 ms):")
-    for hop in (0.1, 0.48):
-        for smoothing in ("none", "k_of_n"):
-            lat = np.array(latency_run(write_config(tmp, model, track_path, hop, "fixed", smoothing), onsets))
-            ok = lat[np.isfinite(lat)]
-            row = {"hop": hop, "smoothing": smoothing, "latencies": [round(float(x), 3) for x in lat],
-                   "missed": int(np.sum(~np.isfinite(lat))),
-                   "p50": round(float(np.percentile(ok, 50)), 3) if len(ok) else None,
-                   "p95": round(float(np.percentile(ok, 95)), 3) if len(ok) else None}
-            results["latency"].append(row)
-            print(f"  hop {hop:4} s, smoothing {smoothing:6}: p50 {row['p50']} s, p95 {row['p95']} s, "
-                  f"missed {row['missed']}/{len(onsets)}  {row['latencies']}")
+    print(f"Onset -> GPIO edge over {len(onsets)} alarm onsets (real-time replay, mock pin polled at 1 ms), "
+          "event clips off and on (each event's clip written by the clip writer thread):")
+    runs = [(hop, smoothing, clips) for hop in (0.1, 0.48) for smoothing in ("none", "k_of_n") for clips in (False, True)]
+    if args.clips_only:
+        runs = [(0.1, "none", c) for c in (False, True, False, True)]
+    for hop, smoothing, clips in runs:
+        cfg = write_config(tmp, model, track_path, hop, "fixed", smoothing, clips_section(tmp, clips),
+                           tag="-clips" if clips else "-noclips")
+        lat = np.array(latency_run(cfg, onsets))
+        ok = lat[np.isfinite(lat)]
+        row = {"hop": hop, "smoothing": smoothing, "clips": clips, "latencies": [round(float(x), 3) for x in lat],
+               "missed": int(np.sum(~np.isfinite(lat))),
+               "p50": round(float(np.percentile(ok, 50)), 3) if len(ok) else None,
+               "p95": round(float(np.percentile(ok, 95)), 3) if len(ok) else None}
+        results["latency"].append(row)
+        print(f"  hop {hop:4} s, smoothing {smoothing:6}, clips {'on ' if clips else 'off'}: p50 {row['p50']} s, p95 {row['p95']} s, "
+              f"missed {row['missed']}/{len(onsets)}  {row['latencies']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

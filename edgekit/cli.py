@@ -38,6 +38,7 @@ COMMANDS = {
     "calibrate": "calibrate",
     "soundscape": "soundscape",
     "record": "record",
+    "web": "web",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,8 @@ def pytest_sessionstart(session):
         None if DATA.exists() else f"the shared test data at {DATA} (set EDGEKIT_TEST_DATA to it)",
         pulse_available(),
         None if find_binary("mosquitto") else "the mosquitto broker (apt-get install mosquitto)",
+        None if shutil.which("chromium") and shutil.which("chromedriver")
+        else "headless Chromium for the status page test (apt-get install chromium chromium-driver)",
     ) if why]
     if missing:
         raise pytest.UsageError("CI=true, and real parts the tests need are missing: " + "; ".join(missing)

@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
                    help="recordings of the room with none of the rules' sounds (minutes to hours)")
     p.add_argument("--examples", action="extend", nargs="+", default=[], metavar="RULE=DIR",
                    help="clips of a rule's sound, mixed into the background at --snr to measure recall")
+    p.add_argument("--from-reviews", action="store_true",
+                   help="also use the status page's reviews: false-alarm clips join the background, clips "
+                        "reviewed correct join their rule's examples")
     p.add_argument("--target-fa-per-hour", type=float, default=1.0,
                    help="false alarms per hour allowed per rule (default 1); needs >= 1/N hours of background")
     p.add_argument("-o", "--output", metavar="NEW.toml", help="write a copy of the config with the new values "
@@ -55,6 +58,14 @@ def run(args) -> int:
     files = [str(f) for b in args.background for f in audio_files(b)]
     if not files:
         raise CalibrationError("no background audio found in " + ", ".join(args.background))
+    confirmed: dict = {}
+    if args.from_reviews:
+        from edgekit.web.reviews import reviewed_clips
+
+        reviewed = reviewed_clips(config)
+        print(reviewed.describe())
+        files += [str(p) for p in reviewed.all_false_alarms()]
+        confirmed = {rule: paths for rule, paths in reviewed.confirmed.items() if rule in names}
     from edgekit.audio.background import audible_seconds_of_files
 
     # Before any model time is spent; digital silence does not count (edgekit.audio.background).
@@ -65,10 +76,12 @@ def run(args) -> int:
     background = [scores_for(f, model, config, args.cache)[0] for f in files]
     ex_scores, reference, clips = None, [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        if examples:
+        if examples or confirmed:
             from edgekit.evaluate.annotations import Annotation
 
             clips = {rule: [Path(p) for p in audio_files(d)] for rule, d in examples.items()}
+            for rule, paths in confirmed.items():
+                clips.setdefault(rule, []).extend(paths)
             empty = [r for r, c in clips.items() if not c]
             if empty:
                 raise EvaluationError(f"no audio clips for {', '.join(empty)}")

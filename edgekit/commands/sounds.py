@@ -18,7 +18,11 @@ def add_arguments(parser) -> None:
 
     p = sub.add_parser("learn", help="learn a sound from example clips (and a recording of the room)")
     p.add_argument("name", help="the sound's name, used in rules' sounds = [...] (e.g. doorbell)")
-    p.add_argument("--examples", nargs="+", required=True, metavar="FILE|DIR",
+    p.add_argument("--from-reviews", metavar="CONFIG",
+                   help="also use the status page's reviews of this daemon config: clips of --rule (default: "
+                        "NAME) reviewed correct are examples, every false-alarm clip is background")
+    p.add_argument("--rule", help="with --from-reviews: the rule whose confirmed clips are examples (default: NAME)")
+    p.add_argument("--examples", nargs="+", default=[], metavar="FILE|DIR",
                    help="clips of the sound, each with a little of the room before and after it")
     p.add_argument("--background", nargs="+", default=[], metavar="FILE|DIR",
                    help="recordings of the room without the sound: negatives, and what the threshold is "
@@ -137,8 +141,28 @@ def _learn(args) -> int:
     check_name(args.name)
     if not args.fa_per_hour > 0:
         raise SoundError("--fa-per-hour must be positive")
-    examples = _read_all(audio_files(args.examples))
-    background = _read_all(audio_files(args.background)) if args.background else []
+    example_files = audio_files(args.examples)
+    background_files = audio_files(args.background) if args.background else []
+    if args.from_reviews:
+        from ..daemon.config import load_config
+        from ..web.reviews import reviewed_clips
+
+        reviewed = reviewed_clips(load_config(args.from_reviews))
+        print(reviewed.describe(), file=sys.stderr)
+        confirmed = reviewed.confirmed.get(args.rule or args.name, [])
+        background_files += reviewed.all_false_alarms()
+    else:
+        reviewed, confirmed = None, []
+    if not example_files and not confirmed:
+        raise ExamplesError("no examples: give --examples FILE|DIR, or --from-reviews CONFIG with clips of the rule "
+                            "reviewed correct on the status page")
+    examples = _read_all(example_files)
+    for path, pcm in _read_all(confirmed):  # the event's own part of each clip, without its pre- and post-roll
+        part = reviewed.parts.get(Path(path))
+        if part is not None:
+            pcm = pcm[int(part.start * 16000): None if part.end is None else int(part.end * 16000)]
+        examples.append((path, pcm))
+    background = _read_all(background_files)
     embedder = Embedder(args.model)
     if embedder.note:
         print(f"edgekit: note: {embedder.note}", file=sys.stderr)

@@ -29,6 +29,7 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.daemon.exec_checks import config_secret_warning, exec_problems
 
 UNIT_NAME = "edgekit.service"
+WEB_UNIT_NAME = "edgekit-web.service"  # the status page (`edgekit web`), beside the daemon
 RULES_NAME = "60-edgetpu.rules"
 CONFIG_NAME = "edgekit.toml"
 
@@ -209,6 +210,10 @@ def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
 
     plan.files.append(_file_action("unit", src / UNIT_NAME, _under(prefix, UNIT_DIR / UNIT_NAME),
                                    unit_text.encode()))
+    web = src / WEB_UNIT_NAME
+    if web.is_file():
+        plan.files.append(_file_action("web unit", web, _under(prefix, UNIT_DIR / WEB_UNIT_NAME),
+                                       rewrite_exec_start(web.read_text(), argv).encode()))
     rules = src / RULES_NAME
     plan.files.append(_file_action("udev rules", rules, _under(prefix, RULES_DIR / RULES_NAME),
                                    rules.read_bytes() if rules.is_file() else None))
@@ -249,6 +254,7 @@ def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
     plan.next_steps += [
         f"env EDGEKIT_MODEL_DIR=/var/lib/edgekit/models {shlex.join(argv)} models pull yamnet",
         "systemctl enable --now edgekit   (already running: systemctl restart edgekit)",
+        "systemctl enable --now edgekit-web   (the status page on http://127.0.0.1:8470/)",
         "journalctl -u edgekit -f",
     ]
     return plan

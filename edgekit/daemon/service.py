@@ -70,6 +70,10 @@ class Service:
         # called as fn(state, reason) from the loop's thread each time it changes; keep them quick.
         self.listening_state: ListeningState | None = None
         self.state_listeners: list = []
+        self.clips = None  # edgekit.daemon.clips.ClipRecorder
+        self.live = None  # edgekit.daemon.live.LiveFeed
+        self.started = time.monotonic()
+        self.starts_per_rule: dict[str, int] = {}
 
     # -- control, callable from signal handlers and other threads ------------------------------
     def request_stop(self, signum=None, _frame=None) -> None:
@@ -141,9 +145,44 @@ class Service:
         from edgekit.detect.pipeline import Pipeline
 
         pipeline = Pipeline(model, detector, cfg.model.frontend, cfg.audio.min_dbfs, sounds=sounds)
-        if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
-            pipeline.on_window = self._log_window
+        pipeline.on_window = self._on_window
         return pipeline
+
+    def _on_window(self, r) -> None:
+        if log.isEnabledFor(logging.DEBUG):  # `edgekit -v run`
+            self._log_window(r)
+        offset = self.pipeline.detector.stream_offset
+        if self.clips is not None:
+            self.clips.window(r.start + offset, r.end + offset, r.scores)
+        if self.live is not None and self.live.wanted():
+            from edgekit.daemon.live import window_message
+
+            self.live.send(window_message(r, self))
+
+    def _recorders(self, cfg: Config) -> None:
+        """Clips and the live feed, in the state directory (beside the event log)."""
+        from edgekit.daemon.state import LIVE_SOCKET, state_dir
+
+        clips = cfg.clips.enabled and cfg.log is not None  # beside the event log, where its records point
+        if not (clips or cfg.web.live):
+            return
+        where = state_dir(cfg)
+        if clips:
+            from edgekit.daemon.clips import ClipRecorder
+
+            self.clips = ClipRecorder(cfg.clips, where / "clips", self.pipeline.labels, cfg.rules,
+                                      cfg.audio.hop_seconds)
+            log.info("event clips: %s (%.0f s before, %.0f s after; speech %s)", self.clips.dir,
+                     cfg.clips.pre_seconds, cfg.clips.post_seconds,
+                     "kept" if cfg.clips.keep_speech else "withheld")
+        if cfg.web.live:
+            from edgekit.daemon.live import LiveFeed
+
+            self.live = LiveFeed(where / LIVE_SOCKET)
+
+    @property
+    def silent(self) -> bool:
+        return self._silence_warned
 
     def _log_window(self, r) -> None:
         """One line per window: its top scores, to tune a rule's enter/release by."""
@@ -198,6 +237,7 @@ class Service:
 
             self.remote = Remote(self, self._dispatch)
             self.actions.mutes = self.remote.mutes  # reloads carry it over (build_actions)
+            self._recorders(cfg)
             self.source = self._open_source(cfg)
             log.info("listening: %s; model %s on %s (%s)", self.source.describe(), self.model.path.name,
                      self.model.device, self.model.loaded.runtime)
@@ -235,6 +275,8 @@ class Service:
                 self._ready = True
             if len(block):
                 self._watch_silence(block)
+                if self.clips is not None:
+                    self.clips.push(block)
                 self._dispatch(self.pipeline.push(block))
             self.remote.tick()
             now = time.monotonic()
@@ -274,6 +316,13 @@ class Service:
         for ev in events:
             self._event_count += 1
             self._start_count += ev.kind == "start"
+            if self.clips is not None:
+                try:
+                    ev = self.clips.on_event(ev, self.stream_time)
+                except Exception:  # a clip must never cost an event
+                    log.exception("clips: failed on a %s event of rule %r", ev.kind, ev.rule)
+            if ev.kind == "start":
+                self.starts_per_rule[ev.rule] = self.starts_per_rule.get(ev.rule, 0) + 1
             self.last_event = ev
             self.events.append(ev)
             del self.events[:-1000]
@@ -307,6 +356,10 @@ class Service:
         finally:
             if self.actions is not None:
                 self.actions.close()
+            if self.clips is not None:
+                self.clips.close()
+            if self.live is not None:
+                self.live.close()
             if self.source is not None:
                 self.source.stop()
             self.notifier.close()
@@ -330,6 +383,8 @@ class Service:
         if self.last_event is not None:
             ev = self.last_event
             parts.append(f"last event: {ev.rule} {ev.kind} {ev.label} {ev.peak:.2f}")
+        if self.clips is not None:
+            parts.append(self.clips.status())
         if self.actions is not None:
             extra = self.actions.status()
             if extra:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from edgekit.actions.settings import EventLogSettings, GpioAction, GpioSettings, MqttSettings, Rule
 from edgekit.schema import setting
 
-__all__ = ["AudioSettings", "Config", "EventLogSettings", "GpioAction", "GpioSettings", "ModelSettings",
-           "MqttSettings", "Rule"]
+__all__ = ["AudioSettings", "ClipSettings", "Config", "EventLogSettings", "GpioAction", "GpioSettings",
+           "ModelSettings", "MqttSettings", "Rule", "WebSettings"]
 _SOURCE = '"mic", or the path of an audio file to replay'
 
 
@@ -54,6 +54,34 @@ class AudioSettings:
 
 
 @dataclass(frozen=True)
+class ClipSettings:
+    """[clips]: a short recording of each event, kept in the state directory (edgekit.daemon.clips)."""
+
+    enabled: bool = setting(True, hint="")
+    pre_seconds: float = setting(2.0, hint="a number of seconds between 0 and 10, e.g. 2", lo=0, hi=10)
+    post_seconds: float = setting(2.0, hint="a number of seconds between 0 and 10, e.g. 2", lo=0, hi=10)
+    # A long event keeps its first max_seconds (a 10-minute alarm needs no 10-minute clip).
+    max_seconds: float = setting(20.0, hint="a number of seconds between 1 and 300, e.g. 20", lo=1, hi=300)
+    # Retention: the oldest clips go first once either limit is passed.
+    max_megabytes: float = setting(200.0, hint="a size in MB between 1 and 100000, e.g. 200", lo=1, hi=100_000)
+    max_days: float = setting(30.0, hint="a number of days between 0.01 and 3650, e.g. 30", lo=0.01, hi=3650)
+    # Privacy: a clip in which YAMNet hears people talking is not kept, unless this is true.
+    keep_speech: bool = setting(False, hint="")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: the status page companion (`edgekit web`); the daemon itself only reads ``live``."""
+
+    listen: str = setting("127.0.0.1:8470", hint='HOST:PORT, e.g. "127.0.0.1:8470" or "0.0.0.0:8470"')
+    # Needed to listen beyond loopback: `edgekit web --hash-password` prints it.
+    password_hash: str | None = setting(None, hint='the line `edgekit web --hash-password` prints, "scrypt$..."',
+                                        secret=True)
+    # The daemon sends each window's result to the companion over a Unix datagram socket.
+    live: bool = setting(True, hint="")
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelSettings = field(default_factory=ModelSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
@@ -61,5 +89,7 @@ class Config:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     mqtt: MqttSettings | None = None
     log: EventLogSettings | None = None
+    clips: ClipSettings = field(default_factory=ClipSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     source_path: str | None = None  # the TOML file this came from
     sounds: tuple[str, ...] = ()  # custom sounds the rules name (edgekit sounds learn), in rule order

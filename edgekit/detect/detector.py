@@ -34,7 +34,7 @@ class _Track:
     """One rule's state; plain Python floats, because n is small and this runs every hop."""
 
     __slots__ = ("rule", "index", "buf", "pos", "active", "since", "below_since", "start_time",
-                 "label", "best", "peak", "event_id")
+                 "label", "best", "peak", "event_id", "last")
 
     def __init__(self, rule: Rule, index: list[int]):
         self.rule = rule
@@ -60,6 +60,7 @@ class _Track:
         self.best = -1.0
         self.peak = 0.0
         self.event_id = ""
+        self.last = 0.0  # the smoothed score after the latest window (shown live, never decides)
 
     def smooth(self, score: float) -> tuple[float, bool, bool]:
         """(smoothed score, start condition, end condition) after one more window."""
@@ -122,6 +123,10 @@ class Detector:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return tuple(t.rule for t in self._tracks)
+
+    def rule_scores(self) -> list[tuple]:
+        """(rule, smoothed score after the latest window, event open) per rule, for a live view."""
+        return [(t.rule, t.last, t.active) for t in self._tracks]
 
     def active(self) -> list[str]:
         """Names of the rules with an open event."""
@@ -188,6 +193,7 @@ class Detector:
 
     def _step(self, t: _Track, score: float, scores, t_mono, t_wall, now) -> Event | None:
         smoothed, on, off = t.smooth(score)
+        t.last = smoothed
         r = t.rule
         if t.active:
             t.peak = max(t.peak, smoothed)

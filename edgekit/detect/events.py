@@ -32,6 +32,10 @@ class Event:
     # One id per occurrence: its "start" and its "end" carry the same id, so (id, kind) names one
     # message. A consumer drops a QoS 1 redelivery by (id, kind) and joins a start to its end by id.
     id: str = field(default_factory=new_event_id)
+    # On an "end": the clip's file name in the clips directory, or why it was not kept
+    # (edgekit.daemon.clips); None on a start, and on both when clips are not recorded.
+    clip: str | None = None
+    clip_withheld: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

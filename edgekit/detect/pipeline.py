@@ -44,7 +44,7 @@ class Pipeline:
             frontend = None
         self.listener = Listener(model, frontend, min_dbfs, embedding=bool(self.sounds))
         self.last_dbfs = -math.inf
-        self.on_window = None  # optional callback(WindowResult), e.g. verbose logging
+        self.on_window = None  # optional callback(WindowResult): verbose logging, clips, the live feed
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -76,14 +76,14 @@ class Pipeline:
         events: list[Event] = []
         for r in results:
             self.last_dbfs = r.dbfs
-            if self.on_window is not None:
-                self.on_window(r)
             scores = r.scores
             if self.sounds:
                 mine = self._score_sounds(r)  # also on gated windows: they end a context
                 if scores is not None:
                     scores = np.concatenate([scores, mine])
             events += self.detector.update(scores, time.monotonic(), time.time(), r.end, r.dbfs)
+            if self.on_window is not None:  # after the detector, so it sees this window's rule scores
+                self.on_window(r)
         return events
 
 

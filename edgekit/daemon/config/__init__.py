@@ -82,9 +82,12 @@ def parse_config(data: dict, labels: Sequence[str] | None = None, source: str = 
     gpio = sections.gpio(top.table("gpio", sections.GpioSettings), base)
     mqtt = sections.mqtt(top.table("mqtt", sections.MqttSettings, optional=True), base)
     log = sections.log(top.table("log", sections.EventLogSettings, optional=True), base)
+    clips = sections.clips(top.table("clips", sections.ClipSettings), base)
+    web = sections.web(top.table("web", sections.WebSettings), base)
     top.finish()
     if problems:
         raise InvalidConfig(source, problems)
     used = tuple(dict.fromkeys(x for r in found for x in r.sounds))
-    return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, source_path=source,
+    return Config(model=model, audio=audio, rules=tuple(found), gpio=gpio, mqtt=mqtt, log=log, clips=clips, web=web,
+                  source_path=source,
                   sounds=used)

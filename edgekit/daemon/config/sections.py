@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 from edgekit.daemon.config.reader import BAD, MISSING, Table, build, show
-from edgekit.daemon.settings import AudioSettings, EventLogSettings, GpioSettings, ModelSettings, MqttSettings
+from edgekit.daemon.settings import (AudioSettings, ClipSettings, EventLogSettings, GpioSettings, ModelSettings,
+                                     MqttSettings, WebSettings)
 from edgekit.errors import ConfigError, DeviceError
 
 SECTION_TYPES = {"model": ModelSettings, "audio": AudioSettings, "groups": None, "rules": None,
-                 "gpio": GpioSettings, "mqtt": MqttSettings, "log": EventLogSettings}
+                 "gpio": GpioSettings, "mqtt": MqttSettings, "log": EventLogSettings, "clips": ClipSettings, "web": WebSettings}
 
 
 def looks_like_path(text: str) -> bool:
@@ -122,3 +123,38 @@ def log(t: Table | None, base: Path) -> EventLogSettings | None:
     if v["path"] in (MISSING, BAD):
         v["path"] = ""  # reported
     return build(EventLogSettings, **v)
+
+
+def clips(t: Table, base: Path) -> ClipSettings:
+    v = t.read_all(base)
+    t.finish()
+    return build(ClipSettings, **v)
+
+
+def web(t: Table, base: Path) -> WebSettings:
+    def listen(value):
+        if isinstance(value, str):
+            try:
+                parse_listen(value)
+            except ConfigError as exc:
+                return t.bad("listen", str(exc))
+        return value
+
+    def password_hash(value):
+        if isinstance(value, str) and not value.startswith("scrypt$"):
+            return t.bad("password_hash", "must be the line `edgekit web --hash-password` prints (it starts with "
+                                          "\"scrypt$\"); never the password itself")
+        return value
+
+    v = t.read_all(base, then={"listen": listen, "password_hash": password_hash})
+    t.finish()
+    return build(WebSettings, **v)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """"HOST:PORT" (IPv6 in brackets: "[::1]:8470") -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'must be HOST:PORT, e.g. "127.0.0.1:8470", got "{text}"')
+    return host, int(port)
