@@ -31,6 +31,8 @@
 #   --frontend-only    only the fixed-point front end (tables, golden codes, every clip's codes):
 #                      no models, so about a minute under emulation. What CI runs on armv7l.
 #   --keep-mounts      leave the chroot's mounts in place (for poking around)
+#   --no-pi-cpu        mount neither the Pi's /sys nor its cpuinfo (the old set-up): cpuinfo fails,
+#                      XNNPACK drops out, and on aarch64 the check fails saying so
 #
 # Environment:
 #   EDGEKIT_ARM_ROOT       work area outside the repo (default /var/tmp/edgekit-arm), one folder
@@ -58,6 +60,7 @@ CPU=""
 RESULT=""
 KEEP_MOUNTS=0
 FRONTEND_ONLY=0
+PI_CPU=1
 PASS_ON=()
 
 while [ $# -gt 0 ]; do
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
         --cpu=*) CPU=${1#--cpu=}; PASS_ON+=(--cpu "$CPU"); shift ;;
         --frontend-only) FRONTEND_ONLY=1; PASS_ON+=(--frontend-only); shift ;;
         --keep-mounts) KEEP_MOUNTS=1; PASS_ON+=(--keep-mounts); shift ;;
+        --no-pi-cpu) PI_CPU=0; PASS_ON+=(--no-pi-cpu); shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -320,8 +324,12 @@ fi
 mkdir -p "$CHROOT/proc"
 MOUNTED+=("$CHROOT/proc")
 mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
-bind "$PI/cpuinfo" "$CHROOT/proc/cpuinfo" ro
-bind "$PI/sys" "$CHROOT/sys" ro
+if [ "$PI_CPU" = 1 ]; then
+    bind "$PI/cpuinfo" "$CHROOT/proc/cpuinfo" ro
+    bind "$PI/sys" "$CHROOT/sys" ro
+else
+    log "--no-pi-cpu: no /sys and the host's /proc/cpuinfo in the chroot"
+fi
 bind /dev "$CHROOT/dev"
 bind "$WHEELS" "$CHROOT/opt/wheels" ro
 bind "$DIST" "$CHROOT/opt/dist" ro
