@@ -100,9 +100,10 @@ fi
 case "$ARCH" in
     aarch64) DEBARCH=arm64; QEMU=qemu-aarch64; CPU=${CPU:-cortex-a72}; EXPECT_XNNPACK=yes
              CHROOT_PACKAGES=python3,python3-venv,libsndfile1 ;;
-    armv7l)  DEBARCH=armhf; QEMU=qemu-arm; CPU=${CPU:-cortex-a15}; EXPECT_XNNPACK=any
+    armv7l)  DEBARCH=armhf; QEMU=qemu-arm; CPU=${CPU:-cortex-a15}; EXPECT_XNNPACK=no
              # numpy<2, cffi and soundfile from Debian: PyPI has no armv7l wheels of them.
-             CHROOT_PACKAGES=python3,python3-venv,libsndfile1,python3-numpy,python3-cffi,python3-soundfile ;;
+             # (python3-ply: debootstrap does not resolve the virtual python3-ply-lex-3.10 that pycparser needs)
+             CHROOT_PACKAGES=python3,python3-venv,libsndfile1,python3-numpy,python3-cffi,python3-soundfile,python3-ply ;;
     *) die "--arch must be aarch64, armv7l or both, not '$ARCH'" ;;
 esac
 
