@@ -41,8 +41,9 @@
 #   EDGEKIT_HOST_PYTHON    host interpreter with edgekit's deps (default <repo>/.venv/bin/python)
 #   EDGEKIT_DEBIAN_MIRROR  debootstrap mirror (default: the host's apt mirror, else deb.debian.org)
 #
-# Exit status: 0 when the comparison passed (see compare.py), 1 when it failed, 2 or more when
-# the setup or a check run failed.
+# Exit status: 0 when the comparison passed (see compare.py), 1 when it failed, 2 when the setup
+# failed, 3 when check.py failed (crashed) on either side, 4 when this machine cannot run ARM
+# binaries at all (binfmt_misc cannot be mounted or enabled: an unprivileged container).
 #
 # Timings under emulation mean nothing and are not reported by the checks; the script logs its
 # own wall time per stage.
@@ -142,13 +143,14 @@ fi
 # ---------------------------------------------------------------- binfmt_misc
 if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
     log "mounting binfmt_misc"
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+        || die "cannot mount binfmt_misc (an unprivileged container?): this machine cannot run ARM binaries under qemu-user" 4
 fi
 if [ ! -e "/proc/sys/fs/binfmt_misc/$QEMU" ]; then
     log "registering $QEMU with binfmt_misc"
     update-binfmts --enable "$QEMU" 2>/dev/null || update-binfmts --import "$QEMU"
 fi
-grep -qx enabled "/proc/sys/fs/binfmt_misc/$QEMU" || die "binfmt handler $QEMU is not enabled"
+grep -qx enabled "/proc/sys/fs/binfmt_misc/$QEMU" || die "binfmt handler $QEMU is not enabled: this machine cannot run ARM binaries under qemu-user" 4
 # Without the F (fix-binary) flag the kernel looks the interpreter up inside the chroot.
 BINFMT_FLAGS=$(sed -n 's/^flags: //p' "/proc/sys/fs/binfmt_misc/$QEMU")
 QEMU_VERSION=$("$QEMU-static" --version | head -n1)
