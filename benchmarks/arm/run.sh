@@ -29,7 +29,7 @@
 #                      cortex-a76 (Pi 5), max. armv7l: cortex-a15 (the default: ARMv7 with NEON,
 #                      VFPv4 and integer divide, as the Pi's 32-bit kernel reports it), max.
 #   --frontend-only    only the fixed-point front end (tables, golden codes, every clip's codes):
-#                      no models, so about a minute under emulation. What CI runs on armv7l.
+#                      no models: under a minute under emulation once the root is cached.
 #   --keep-mounts      leave the chroot's mounts in place (for poking around)
 #   --no-pi-cpu        mount neither the Pi's /sys nor its cpuinfo (the old set-up): cpuinfo fails,
 #                      XNNPACK drops out, and on aarch64 the check fails saying so
