@@ -56,7 +56,7 @@ class FixedFrontend:
 
     def constants(self) -> dict[str, np.ndarray]:
         """The integer tables the per-frame path uses (compared across machines by
-        benchmarks/arm64)."""
+        benchmarks/arm)."""
         t = self._spectrum.tables
         return {
             "dft_cos_q30": t["fold_cos"],
