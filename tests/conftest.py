@@ -35,7 +35,29 @@ def absent(reason: str):
     pytest.skip(reason)
 
 
+def _clear_stale_jack_db() -> None:
+    """PortAudio's start-up goes through libjack, which locks a database in /dev/shm/jack_db-UID.
+    A process killed inside that lock (a test kills daemons with -9) leaves it held for good, and
+    every later ``import sounddevice`` on the machine then hangs. When no live process has a file of
+    it open or mapped, it is stale: remove it (libjack makes a fresh one)."""
+    db = Path(f"/dev/shm/jack_db-{os.getuid()}")
+    if not db.is_dir():
+        return
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(str(db) in os.readlink(fd) for fd in (proc / "fd").iterdir()):
+                return
+            if str(db) in (proc / "maps").read_text():
+                return
+        except OSError:  # gone, or not ours to read
+            continue
+    shutil.rmtree(db, ignore_errors=True)
+
+
 def pytest_sessionstart(session):
+    _clear_stale_jack_db()
     # Under CI, say at once what is missing rather than in a hundred failed tests.
     if not in_ci():
         return
