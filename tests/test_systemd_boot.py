@@ -297,3 +297,28 @@ def test_stop_ends_with_result_success(box):
     box.sh("systemctl stop edgekit.service", timeout=60)
     state = box.show("ActiveState", "Result", "ExecMainStatus")
     assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, box.journal_tail()
+
+
+def test_install_again_upgrades_in_place_and_uninstall_keeps_the_data(box):
+    box.sh("systemctl reset-failed edgekit.service; systemctl start edgekit.service", timeout=120, check=False)
+    pid = box.wait_active()["MainPID"]
+    box.sh("echo '# mine' >> /etc/edgekit/edgekit.toml && mkdir -p /var/lib/edgekit/sounds && "
+           "echo kept > /var/lib/edgekit/sounds/marker")
+    events = box.sh(f"cat {EVENTS}").stdout
+    r = box.sh("/srv/edgekit/scripts/install --wheels /srv/wheels", timeout=600)
+    assert "The running service was restarted onto it" in r.stdout
+    after = box.wait_active()
+    assert after["MainPID"] != pid
+    kept = box.sh(f"tail -1 /etc/edgekit/edgekit.toml; cat /var/lib/edgekit/sounds/marker; "
+                  f"ls /var/lib/edgekit/models; cat {EVENTS}").stdout
+    assert kept.startswith("# mine\nkept\n") and "yamnet_spectra_in.tflite" in kept and events in kept
+
+    box.sh("/srv/edgekit/scripts/install --uninstall", timeout=120)
+    gone = box.sh("ls /etc/systemd/system/edgekit.service /opt/edgekit /usr/local/bin/edgekit 2>&1; "
+                  "systemctl is-active edgekit.service", check=False).stdout
+    assert gone.count("No such file or directory") == 3 and gone.strip().endswith("inactive")
+    box.sh("test -f /etc/edgekit/edgekit.toml && test -f /var/lib/edgekit/models/yamnet_spectra_in.tflite "
+           f"&& test -f /var/lib/edgekit/sounds/marker && test -s {EVENTS}")
+    box.sh("/srv/edgekit/scripts/install --uninstall --purge", timeout=120)
+    assert box.sh("ls -d /etc/edgekit /var/lib/edgekit /var/lib/private/edgekit 2>&1", check=False
+                  ).stdout.count("No such file or directory") == 3
