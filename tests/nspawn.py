@@ -167,15 +167,17 @@ class Container:
     """A booted container: ``run`` executes a shell command inside it (as root, in all its
     namespaces); ``close`` powers it off, and kills it if it does not go."""
 
-    def __init__(self, root: Path, binds: dict[str, Path], log: Path):
-        self.root, self.binds, self.log = root, binds, log
+    def __init__(self, root: Path, binds: dict[str, Path], log: Path, private: bool = True):
+        """``private``: a tmpfs over the root and a network of its own (loopback only); False
+        (a throw-away root that may reach the network) is for trying things by hand."""
+        self.root, self.binds, self.log, self.private = root, binds, log, private
         self.proc: subprocess.Popen | None = None
         self.leader: int | None = None
 
     def boot(self, timeout: float = 90) -> None:
-        args = ["systemd-nspawn", "--quiet", "-D", str(self.root), "--volatile=overlay", "--boot",
-                "--register=no", "--keep-unit", "--private-network", "--system-call-filter=bpf",
-                f"--machine=edgekit-test-{os.getpid()}"]
+        args = ["systemd-nspawn", "--quiet", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+                "--system-call-filter=bpf", f"--machine=edgekit-test-{os.getpid()}"]
+        args += ["--volatile=overlay", "--private-network"] if self.private else []
         args += [f"--bind-ro={src}:{dest}" for dest, src in self.binds.items()]
         env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
         with open(self.log, "wb") as logf:
