@@ -113,3 +113,25 @@ def test_other_failing_commands_still_fail(tmp_path, monkeypatch):
     plan = udev_plan(tmp_path)
     plan.commands = [["systemctl", "daemon-reload"]]
     assert si.run_commands(plan, lambda _: None) == 1
+
+
+def test_a_model_in_the_services_private_directory_is_a_clear_error(tmp_path, monkeypatch):
+    """After the service's first start /var/lib/edgekit is 0700 (DynamicUser=): a user's
+    `edgekit config check` then met a PermissionError traceback."""
+    from pathlib import Path as P
+
+    from edgekit.errors import ModelNotFoundError
+    from edgekit.models import paths
+
+    private = tmp_path / "private" / "models"
+    monkeypatch.setenv("EDGEKIT_MODEL_DIR", str(private))
+    real_is_file = P.is_file
+
+    def is_file(self):
+        if private in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(P, "is_file", is_file)
+    with pytest.raises(ModelNotFoundError, match="cannot be read by this user.*sudo"):
+        paths.resolve_model("yamnet_spectra_in")
