@@ -181,6 +181,11 @@ def test_install_says_what_to_do_next(box):
     assert owner_lines[-1].strip() == "0"
 
 
+def test_the_container_runs_systemd_as_pid_1_on_cgroup_v2(box):
+    r = box.sh("cat /proc/1/comm; stat -fc %T /sys/fs/cgroup")
+    assert r.stdout.split() == ["systemd", "cgroup2fs"]
+
+
 def test_service_becomes_active(box):
     state = box.wait_active()
     assert state["SubState"] == "running" and state["NRestarts"] == "0"
