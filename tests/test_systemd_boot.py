@@ -20,7 +20,8 @@ import pytest
 import nspawn
 from conftest import AUDIO, MODELS, ROOT, absent, need
 
-pytestmark = pytest.mark.timeout(900)
+# The first run builds the root (debootstrap: minutes, more on a slow mirror) inside the fixture.
+pytestmark = pytest.mark.timeout(1800)
 
 PULSE_DIR = "/run/edgekit-pulse"
 PULSE = f"PULSE_SERVER=unix:{PULSE_DIR}/native"
