@@ -264,7 +264,7 @@ def config_model(plan: InstallPlan) -> str | None:
     """The [model] model of the config the service will read (the kept one, or the example)."""
     import tomllib
 
-    f = plan.files[-1]
+    f = next(f for f in plan.files if f.kind == "config")
     try:
         text = f.content if f.action == "create" else f.dest.read_bytes()
         model = tomllib.loads(text.decode("utf-8")).get("model", {}).get("model")
