@@ -432,10 +432,9 @@ def test_an_exec_the_unit_cannot_see_is_refused_with_the_fix(exe, setting, dry_r
     assert run_install(*argv, *(["--dry-run"] if dry_run else [])) == 1
     out, err = capsys.readouterr()
     assert not prefix.exists()  # nothing written, dry run or not
-    # The whole plan first, then the problems.
     assert f"ExecStart={exe} run --config" in out and "systemctl daemon-reload" in out and "next:" in out
-    assert err.startswith("edgekit: error: ") and setting in err and exe in err
-    assert "--exec /opt/edgekit/bin/edgekit" in err  # the fix
+    assert err.startswith("edgekit: error: nothing ") and setting in err and exe in err
+    assert "sudo scripts/install" in err  # the fix
 
 
 def test_what_is_hidden_comes_from_the_unit(source):
@@ -474,8 +473,8 @@ def test_an_exec_others_could_change_is_refused(tmp_path, visible_tmp, capsys):
         change()
         assert run_install(*argv) == 1
         out, err = capsys.readouterr()
-        assert "next:" in out and f"  {why}: whoever can change it runs code as the service" in err
-    assert err.startswith("edgekit: error: 3 problems with ExecStart=")
+        assert "next:" in out and f"  - {why}: whoever can change it runs code as the service" in err
+    assert err.startswith("edgekit: error: nothing would be installed: 3 problems with ExecStart=")
     # The #! interpreter of a script counts as much as the script.
     os.chown(exe, 0, -1), exe.parent.chmod(0o755), os.chown(tmp_path, -1, 0), tmp_path.chmod(0o755)
     python = tmp_path / "py" / "python3"

@@ -16,10 +16,12 @@ from pathlib import Path
 # empty /tmp and /var/tmp; ProtectHome=yes (or tmpfs) makes the home directories inaccessible.
 HIDDEN_BY_PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
 HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
-SAFE_PLACE = ("install edgekit where only root can write and the service can see it, e.g. "
-              "`sudo /usr/bin/python3 -m venv /opt/edgekit && sudo /opt/edgekit/bin/pip install edgekit` "
-              "(from a checkout: `sudo /opt/edgekit/bin/pip install /path/to/checkout`, not -e), "
-              "then pass --exec /opt/edgekit/bin/edgekit")
+# The remedy, said once however many problems there are: from a checkout, scripts/install makes
+# exactly such a venv (/opt/edgekit, root's, not editable) and installs the service from it.
+SAFE_PLACE = ("install edgekit where only root can write and the service can see it: from the checkout, "
+              "`sudo scripts/install` (a root-owned venv in /opt/edgekit, then the service); by hand, "
+              "`sudo python3 -m venv /opt/edgekit && sudo /opt/edgekit/bin/pip install /path/to/checkout` "
+              "(not -e), then `sudo /opt/edgekit/bin/edgekit service install`")
 
 
 def _interpreter(path: Path) -> Path | None:
@@ -137,18 +139,17 @@ def _owner(p: Path) -> int | None:
 
 
 def exec_problems(argv: list[str], unit_text: str | None, live: bool, extra: tuple[Path, ...] = ()) -> list[str]:
-    """Why the service could not run ``argv`` safely, each with the fix; [] when it can."""
+    """Why the service could not run ``argv`` safely; [] when it can. The fix for all of them is
+    ``SAFE_PLACE``."""
     problems = []
     roots = hidden_roots(unit_text)
     for q in hidden_paths(argv[0], unit_text, extra):
         root = next(h for h in roots if q == h or h in q.parents)
-        problems.append(f"the service cannot see {q}: {roots[root]} in the unit hides {root} from it; "
-                        f"{SAFE_PLACE}")
+        problems.append(f"the service cannot see {q}: {roots[root]} in the unit hides {root} from it")
     if live:  # under a --prefix the files belong to another system: their owners here mean nothing
         writers = [w for q in exec_chain(argv[0], extra) for w in unsafe_writers(q)]
         for w in dict.fromkeys(writers):
-            problems.append(f"{w}: whoever can change it runs code as the service, with its devices and "
-                            f"groups; {SAFE_PLACE}")
+            problems.append(f"{w}: whoever can change it runs code as the service, with its devices and groups")
     return problems
 
 

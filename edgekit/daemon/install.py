@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ConfigError, EdgekitError
-from edgekit.daemon.exec_checks import config_secret_warning, exec_problems
+from edgekit.daemon.exec_checks import SAFE_PLACE, config_secret_warning, exec_problems
 
 UNIT_NAME = "edgekit.service"
 WEB_UNIT_NAME = "edgekit-web.service"  # the status page (`edgekit web`), beside the daemon
@@ -37,6 +37,10 @@ UNIT_DIR = Path("etc/systemd/system")
 RULES_DIR = Path("etc/udev/rules.d")
 CONFIG_DIR = Path("etc/edgekit")
 CONFIG_PATH = Path("/") / CONFIG_DIR / CONFIG_NAME
+SERVICE_MODELS = Path("var/lib/edgekit/models")  # StateDirectory=edgekit's models/
+# udevd's control socket: without it (a container, a minimal image) `udevadm control` fails, which
+# only delays the Coral rules; the service itself does not need them.
+UDEV_CONTROL = Path("/run/udev/control")
 
 
 
@@ -251,13 +255,42 @@ def plan_install(prefix: str | os.PathLike = "/", exec_path: str | None = None,
     config_new = plan.files[-1].action in ("create", "missing")
     if config_new:
         plan.next_steps.append(f"edit {CONFIG_PATH} (check it: edgekit config check {CONFIG_PATH})")
+    model_step = _model_step(plan, argv)
+    if model_step:
+        plan.next_steps.append(model_step)
     plan.next_steps += [
-        f"env EDGEKIT_MODEL_DIR=/var/lib/edgekit/models {shlex.join(argv)} models pull yamnet",
         "systemctl enable --now edgekit   (already running: systemctl restart edgekit)",
         "systemctl enable --now edgekit-web   (the status page on http://127.0.0.1:8470/)",
         "journalctl -u edgekit -f",
     ]
     return plan
+
+
+def config_model(plan: InstallPlan) -> str | None:
+    """The [model] model of the config the service will read (the kept one, or the example)."""
+    import tomllib
+
+    f = next(f for f in plan.files if f.kind == "config")
+    try:
+        text = f.content if f.action == "create" else f.dest.read_bytes()
+        model = tomllib.loads(text.decode("utf-8")).get("model", {}).get("model")
+    except (OSError, AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return model if isinstance(model, str) and model else None
+
+
+def _model_step(plan: InstallPlan, argv: list[str]) -> str | None:
+    """The step that puts the config's own model where the service finds it (nothing when it is
+    there already)."""
+    model = config_model(plan)
+    if model is None:
+        return None
+    if "/" in model or model.endswith(".tflite"):  # a path, relative to the config's folder
+        path = (Path("/") / CONFIG_DIR / model) if not Path(model).is_absolute() else Path(model)
+        return None if (plan.prefix / path.relative_to("/")).exists() else f"put the config's model at {path}"
+    if (plan.prefix / SERVICE_MODELS / f"{model}.tflite").exists():
+        return None
+    return f"env EDGEKIT_MODEL_DIR=/{SERVICE_MODELS} {shlex.join(argv)} models pull {model}"
 
 
 def booted_with_systemd() -> bool:
@@ -282,14 +315,23 @@ def write_files(plan: InstallPlan) -> None:
 
 
 def run_commands(plan: InstallPlan, out=print) -> int:
+    """Run the plan's commands; returns how many failed. udevadm's are only warned about: the
+    Coral rules are loaded at the next boot anyway, and the service runs without them."""
     failed = 0
     for cmd in plan.commands:
         if shutil.which(cmd[0]) is None:
             out(f"  skipped (no {cmd[0]} here): {shlex.join(cmd)}")
             continue
+        udev = cmd[0] == "udevadm"
+        if udev and not UDEV_CONTROL.exists():
+            out(f"  warning: skipped (udevd is not running here, e.g. a container): {shlex.join(cmd)}; "
+                "the Coral rules take effect once udev runs")
+            continue
         out(f"  $ {shlex.join(cmd)}")
         r = subprocess.run(cmd, check=False)
-        if r.returncode != 0:
+        if r.returncode != 0 and udev:
+            out(f"    warning: exit status {r.returncode}; the Coral rules take effect at the next boot")
+        elif r.returncode != 0:
             out(f"    failed with exit status {r.returncode}")
             failed += 1
     return failed
@@ -301,12 +343,20 @@ def can_run_commands(plan: InstallPlan) -> bool:
 
 def install(prefix: str | os.PathLike = "/", exec_path: str | None = None, dry_run: bool = False,
             source: str | os.PathLike | None = None, out=print, err=None) -> int:
-    """Print the whole plan; then write and run it, or (dry run, or problems) print the problems and
-    write nothing. Returns 1 when there were problems or a command failed."""
+    """Say first whether anything is installed, then the problems (each once, the fix once), then
+    the plan; write and run it unless it is a dry run or there were problems. Returns 1 when there
+    were problems or a command failed."""
     err = err or (lambda line: print(line, file=sys.stderr))
     plan = plan_install(prefix, exec_path, source)
     refused = bool(plan.problems)
     acting = not dry_run and not refused
+    if refused:
+        n = len(plan.problems)
+        err(f"edgekit: error: nothing {'would be' if dry_run else 'was'} installed: {n} problem{'s' if n > 1 else ''} "
+            f"with ExecStart={plan.exec_start.split()[0]}:")
+        for p in plan.problems:
+            err(f"  - {p}")
+        err(f"  fix: {SAFE_PLACE}")
     mode = "" if acting else (" (dry run: nothing is written)" if dry_run else " (refused: nothing was written)")
     out(f"edgekit service install{mode}")
     out(f"  ExecStart={plan.exec_start}")
@@ -334,10 +384,4 @@ def install(prefix: str | os.PathLike = "/", exec_path: str | None = None, dry_r
     out("next:")
     for step in plan.next_steps:
         out(f"  {step}")
-    if refused:
-        err(f"edgekit: error: {len(plan.problems)} problem{'s' if len(plan.problems) > 1 else ''} with ExecStart="
-            f"{plan.exec_start.split()[0]}; nothing {'would be' if dry_run else 'was'} installed:")
-        for p in plan.problems:
-            err(f"  {p}")
-        return 1
-    return 1 if failed else 0
+    return 1 if refused or failed else 0

@@ -66,9 +66,17 @@ def resolve_model(spec: str | os.PathLike) -> Path:
     name = text.removesuffix(SUFFIX)
     files = list(dict.fromkeys([name + SUFFIX, text]))
     searched = model_dirs()
+    unreadable = []
     for d in searched:
         for f in files:
-            if (d / f).is_file():
-                return d / f
+            try:
+                if (d / f).is_file():
+                    return d / f
+            except PermissionError:  # is_file() answers False only for a missing file
+                unreadable.append(d)
     places = ([f"the current folder ({Path.cwd()})"] if text.endswith(SUFFIX) else []) + [str(d) for d in searched]
+    if unreadable:
+        # /var/lib/edgekit is private (0700) to the service once systemd has started it.
+        raise ModelNotFoundError(f"model {text!r}: {unreadable[0]} cannot be read by this user (the service's "
+                                 "state directory is private once the service has run); run this with sudo")
     raise ModelNotFoundError(f"model {text!r} not found; looked in {', '.join(places)}; {_pull_hint(name)}")
