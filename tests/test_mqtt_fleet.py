@@ -246,9 +246,10 @@ def test_twenty_daemons_one_broker_restarts_reload_and_kill(make_broker, models_
     assert "config reloaded" in (folders[names[RELOADED]] / "daemon.log").read_text()
     tested = logged(folders[names[TESTED]])
     assert [e["kind"] for e in tested if e["label"] == "test"] == ["start", "end"]
-    assert [a["ok"] for a in watcher.acks[names[TESTED]]] == [True]
+    assert watcher.acks[names[TESTED]] and all(a["ok"] for a in watcher.acks[names[TESTED]])  # run once (above)
     bad = watcher.acks[names[BAD]]
-    assert len(bad) == 1 and not bad[0]["ok"] and "cat" in bad[0]["error"]
+    # QoS 1 is at least once: across a broker restart the command or its answer may come twice.
+    assert bad and all(not a["ok"] and "cat" in a["error"] for a in bad), bad
     assert survived == set(names) - {names[STOPPED]}  # the others lived through both restarts
     print(f"\nfleet: {DEVICES} daemons, {restarts} broker restarts survived by {len(survived)}, {sent} events sent "
           f"(event logs), {received} received once by (id, kind), {duplicates} redelivery duplicates dropped; "
