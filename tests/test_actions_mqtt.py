@@ -316,8 +316,13 @@ def test_a_certificate_that_fails_verification_is_reported_as_that(make_broker, 
     other = publishers(settings(broker, device_id="dev9", ca_certs=str(cert), **tls), [SMOKE])
     assert wait_until(lambda: "certificate verify failed" in other.status()), other.status()
     assert "cannot reach" not in other.status() and "ca_certs" in other.status()
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "TLS: certificate verify failed: " in errors[0]
+
+    def errors():
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+
+    # The status changes on paho's thread a moment before its log line is written: wait for it.
+    assert wait_until(lambda: errors()), "no error logged"
+    assert len(errors()) == 1 and "TLS: certificate verify failed: " in errors()[0], errors()
 
 
 def test_a_certificate_for_another_host_is_reported_as_that(make_broker, publishers, tmp_path):
