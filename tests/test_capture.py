@@ -10,7 +10,8 @@ import pytest
 
 from edgekit.audio.files import read_audio
 from edgekit.audio.ring import SampleRing
-from edgekit.audio.sources import FileSource, MicSource, resolve_input_device
+from edgekit.audio.replay import FileSource
+from edgekit.audio.sources import MicSource, resolve_input_device
 from edgekit.errors import AudioError
 from pulse import pulse, pulse_off  # noqa: F401 - fixtures
 

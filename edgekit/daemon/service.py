@@ -204,7 +204,8 @@ class Service:
         return build_actions(cfg, previous, log_fallback=interactive_fallback(), state_dir=state_directory())
 
     def _open_source(self, cfg: Config):
-        from edgekit.audio.sources import FileSource, MicSource
+        from edgekit.audio.replay import FileSource
+        from edgekit.audio.sources import MicSource
 
         a = cfg.audio
         if a.source == "mic":
