@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 
 from edgekit.actions.mqtt_sensors import LevelLimiter
 from edgekit.actions.mute import MAX_MUTE_SECONDS, Mutes
+from edgekit.audio.opener import ListeningState
 from edgekit.detect.events import Event
 from edgekit.errors import CommandError
 
@@ -158,12 +159,13 @@ class Remote:
             self._pub, self._status_at = pub, 0.0
         for payload, size, retained in pub.take_commands():
             pub.ack(self._carry_out(payload, size, retained))
-        src, pipeline = self._svc.source, self._svc.pipeline
+        pipeline = self._svc.pipeline
         if pipeline is not None and pipeline.stats.windows and pub.connected:  # a level is news only when sent
             level = self._level.due(pipeline.stats.last_dbfs, now)
             if level is not None:
                 pub.level(level)
-        lost = src is not None and getattr(src.stats, "lost", False)
+        # The service tracks whether it hears (Service.listening_state): one state, read here.
+        lost = self._svc.listening_state in (ListeningState.WAITING, ListeningState.ERROR)
         pub.set_status(state="waiting_for_microphone" if lost and self.state == "listening" else self.state,
                        muted={r: _iso(w) for r, w in sorted(self.mutes.active().items())})
         if now - self._status_at >= STATUS_EVERY:
