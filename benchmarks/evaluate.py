@@ -34,13 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgekit.evaluate.annotations import Annotation  # noqa: E402
-from edgekit.evaluate.calibrate import fit_rule, needed_hours  # noqa: E402
+from edgekit.evaluate.calibrate import background_hours, fit_rule, needed_hours  # noqa: E402
 from edgekit.evaluate.metrics import rule_metrics  # noqa: E402
 from edgekit.evaluate.replay import Scores, detections, replay, score_file  # noqa: E402
 from edgekit.evaluate.soundscape import MixSpec, build  # noqa: E402
 from edgekit.models.model import load_model  # noqa: E402
 from edgekit.params import FeatureParams  # noqa: E402
-from edgekit.detect.rules import Rule  # noqa: E402
+from edgekit.detect.rules import Rule, rule_indices  # noqa: E402
+from edgekit.evaluate.metrics import WINDOW_SECONDS  # noqa: E402
+from edgekit.evaluate.psds import score_psds  # noqa: E402
 
 HOP = 0.1
 TARGETS = {  # label -> YAMNet display names (../shared/data/events/README.md's baseline mapping)
@@ -112,11 +114,31 @@ def split_background(events: Path) -> tuple[list[Path], list[Path]]:
     return test, cal
 
 
+def soundscapes(events: Path, cache: Path, seed: int, test_minutes: float | None = None) -> dict:
+    """The seeded soundscapes (written to ``cache``; the same seed gives the same audio): the test soundscape, its background
+    rendered without events, and a disjoint calibration background and examples."""
+    t_test, t_cal = split_targets(events)
+    b_test, b_cal = split_background(events)
+    assert not set(b_test) & set(b_cal) and not any(set(t_test[k]) & set(t_cal[k]) for k in TARGETS)
+    spec = MixSpec(seconds=test_minutes * 60 if test_minutes else None, snr=(0.0, 20.0), gap=(4.0, 16.0), seed=seed)
+    built = {}
+    for name, targets, bgs, sp, with_events in (
+        ("test", t_test, b_test, spec, True),
+        ("test_background", t_test, b_test, spec, False),
+        ("cal_background", t_cal, b_cal, MixSpec(seed=seed + 1), False),
+        ("cal_examples", t_cal, b_cal, MixSpec(seed=seed + 1, gap=(2.0, 6.0)), True),
+    ):
+        path = cache / f"{name}.flac"
+        built[name] = build(targets, bgs, path, sp, with_events=with_events, tsv=cache / f"{name}.tsv")
+        print(f"{name}: {built[name].seconds / 60:.1f} min, {len(built[name].events)} events", flush=True)
+    return built
+
+
 def scored(model, path: Path, cache: Path) -> Scores:
     # Keyed by the audio's content and edgekit's front end/model code: a rebuilt (same seed)
     # soundscape reuses its scores, a changed path does not.
     h = hashlib.sha256(path.read_bytes())
-    for mod in ("listen.py", "frontend/fixed.py", "frontend/stream.py", "models/model.py"):
+    for mod in ("listen.py", "frontend/fixed.py", "frontend/stream.py", "models/model.py", "evaluate/replay.py"):
         h.update((ROOT / "edgekit" / mod).read_bytes())
     npz = cache / f"{path.stem}-{h.hexdigest()[:16]}.npz"
     if npz.is_file():
@@ -132,7 +154,7 @@ def frigate_view(s: Scores) -> Scores:
     """The windows nearest to 0.975 s steps: Frigate's back-to-back windows, from the same scores."""
     want = np.arange(s.end[0], s.end[-1] + 1e-9, 0.975)
     idx = np.unique(np.clip(np.round((want - s.end[0]) / s.hop).astype(int), 0, len(s.end) - 1))
-    return Scores(s.end[idx], s.scores[idx], s.gated[idx], s.dbfs[idx], s.duration, 0.975, s.closed)
+    return replace(s, end=s.end[idx], scores=s.scores[idx], gated=s.gated[idx], dbfs=s.dbfs[idx], hop=0.975)
 
 
 def run_rule(s: Scores, rule: Rule, labels, name: str):
@@ -177,18 +199,7 @@ def main() -> int:
 
     t_test, t_cal = split_targets(events)
     b_test, b_cal = split_background(events)
-    assert not set(b_test) & set(b_cal) and not any(set(t_test[k]) & set(t_cal[k]) for k in TARGETS)
-    spec = MixSpec(seconds=args.test_minutes * 60 if args.test_minutes else None, snr=(0.0, 20.0), gap=(4.0, 16.0), seed=args.seed)
-    built = {}
-    for name, targets, bgs, sp, with_events in (
-        ("test", t_test, b_test, spec, True),
-        ("test_background", t_test, b_test, spec, False),
-        ("cal_background", t_cal, b_cal, MixSpec(seed=args.seed + 1), False),
-        ("cal_examples", t_cal, b_cal, MixSpec(seed=args.seed + 1, gap=(2.0, 6.0)), True),
-    ):
-        path = cache / f"{name}.flac"
-        built[name] = build(targets, bgs, path, sp, with_events=with_events, tsv=cache / f"{name}.tsv")
-        print(f"{name}: {built[name].seconds / 60:.1f} min, {len(built[name].events)} events", flush=True)
+    built = soundscapes(events, cache, args.seed, args.test_minutes)
 
     model = load_model(data / "models" / "yamnet_spectra_in.tflite", params=FeatureParams().with_hop(HOP))
     labels = model.labels
@@ -197,7 +208,7 @@ def main() -> int:
     score_seconds = time.perf_counter() - t0
     ref_test = [Annotation("test", e.onset, e.offset, e.label) for e in built["test"].events]
     ref_cal = [Annotation("examples", e.onset, e.offset, e.label) for e in built["cal_examples"].events]
-    cal_hours = sc["cal_background"].duration / 3600
+    cal_hours = background_hours([sc["cal_background"]])  # audible hours: what calibrate counts
     target = float(np.ceil(100 / cal_hours) / 100)  # the lowest rate this much background can support
     assert cal_hours >= needed_hours(target)
 
@@ -235,6 +246,7 @@ def main() -> int:
               f"frigate recall {row['frigate']['recall']}", flush=True)
 
     counts = {lab: sum(a.label == lab for a in ref_test) for lab in TARGETS}
+    psds = psds_of_labels(sc, ref_test, labels)
     record = {
         "what": "edgekit evaluate benchmark: event metrics of each decision logic on the same YAMNet scores",
         "model": "yamnet_spectra_in.tflite (fixed-point front end), hop 0.1 s, volume gate -70 dBFS",
@@ -254,6 +266,7 @@ def main() -> int:
         "labels": {k: list(v) for k, v in TARGETS.items()},
         "labels_wide": {k: list(v) for k, v in WIDE.items()},
         "results": results,
+        "psds": psds,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,6 +274,24 @@ def main() -> int:
     (out / "evaluate.md").write_text(markdown(record))
     print(markdown(record))
     return 0
+
+
+def psds_of_labels(sc: dict, ref_test: list[Annotation], labels) -> dict:
+    """Threshold-free PSDS (secondary) of each label set's scores on the test soundscape and its
+    background rendered without events (false positives are counted on both)."""
+    files = {"test": sc["test"], "test_background": sc["test_background"]}
+    durations = {k: s.duration for k, s in files.items()}
+    truth = [("test", a.onset, a.offset, a.label) for a in ref_test]
+    out = {}
+    for kind, table in (("labels", TARGETS), ("labels_wide", WIDE)):
+        series = {}
+        for label, names in table.items():
+            index, missing = rule_indices(Rule(label, names), labels)
+            assert not missing, missing
+            series[label] = {k: (s.end, s.scores[:, index].max(axis=1), s.hop) for k, s in files.items()}
+        res = score_psds(truth, durations, series, {k: k for k in table}, WINDOW_SECONDS)
+        out[kind] = {k: {"value": r.value, "per_class": r.per_class} for k, r in res.items()}
+    return out
 
 
 def _f(x, spec=".2f"):
@@ -307,6 +338,18 @@ def markdown(rec: dict) -> str:
                      f"{'' if r['smoothing'] == 'none' else ' ' + str(r['k']) + '/' + str(r['n'])}, hold {r['hold']:g} s; "
                      f"{c['false_alarms']} FA on calibration background, recall {_f(c['recall'])} on "
                      f"{c['examples']} calibration examples. Frigate-calibrated threshold {f['enter']:g}.")
+    if "psds" in rec:
+        lines += ["", "Secondary, threshold-free: PSDS of the scores each label set gives (DCASE scenario 1 / "
+                  "scenario 2; it does not depend on a rule's thresholds, smoothing or hold, so it is one figure per "
+                  "label set, not per detector; false positives counted on the test soundscape and its background):",
+                  "", "| label | labels | wide labels |", "|---|---|---|"]
+        p = rec["psds"]
+        for label in rec["results"]:
+            lines.append(f"| {label} | " + " | ".join(
+                f"{p[k]['psds1']['per_class'][label]:.3f} / {p[k]['psds2']['per_class'][label]:.3f}"
+                for k in ("labels", "labels_wide")) + " |")
+        lines.append("| across labels (alpha_st 1) | " + " | ".join(
+            f"{p[k]['psds1']['value']:.3f} / {p[k]['psds2']['value']:.3f}" for k in ("labels", "labels_wide")) + " |")
     return "\n".join(lines) + "\n"
 
 

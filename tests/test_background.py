@@ -78,3 +78,25 @@ def test_calibrate_and_sounds_learn_refuse_the_same_background_the_same_way(tmp_
     assert verdict == err_learn[err_learn.index("cannot show"):].replace("--fa-per-hour", "FLAG")
     if kind == "short":
         assert "FLAG 12 or more" in verdict
+
+
+def test_calibrate_counts_a_recordings_background_as_sounds_learn_does(tmp_path, models_dir):
+    """One measure: the seconds calibrate credits a scored recording with are the seconds
+    `sounds learn` credits the same audio with. Half a second of sound, half of digital silence
+    (as clips padded with zeros are): every 0.975 s window hears some sound, yet half is silence."""
+    from edgekit.evaluate.calibrate import background_hours
+    from edgekit.evaluate.replay import Scores, score_file
+    from edgekit.models.model import load_model
+    from edgekit.params import FeatureParams
+
+    half = int(0.5 * RATE)
+    x = np.concatenate([np.concatenate([noise(0.5, -40, i), np.zeros(half, np.int16)]) for i in range(60)])
+    path = tmp_path / "gappy.wav"
+    sf.write(path, x, RATE, subtype="PCM_16")
+    model = load_model(models_dir / "yamnet_spectra_in.tflite", params=FeatureParams().with_hop(0.48))
+    scores, _ = score_file(model, path)
+    learn_seconds = audible_seconds_of([x])
+    assert learn_seconds == pytest.approx(30.0, abs=0.2)
+    assert background_hours([scores]) * 3600 == pytest.approx(learn_seconds, abs=1e-6)
+    scores.save(tmp_path / "s.npz")  # and a cached copy says the same
+    assert background_hours([Scores.load(tmp_path / "s.npz")]) * 3600 == pytest.approx(learn_seconds, abs=1e-6)

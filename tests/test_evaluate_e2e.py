@@ -67,6 +67,12 @@ def test_evaluate_reports_every_rule_as_json_table_and_plots(scene, capsys):
     assert result["rules"]["siren_rule"]["label"] == "siren"
     assert "dog" in out.out and "siren_rule" in out.out
     assert result["rules"]["dog"]["detected"] >= 1  # barks at 10-20 dB over rain are heard
+    # Threshold-free PSDS beside them, per rule and across rules, named as DCASE's scenarios.
+    assert set(result["psds"]) == {"psds1", "psds2"} and result["psds"]["psds2"]["dtc"] == 0.1
+    for m in result["rules"].values():
+        assert 0.0 <= m["psds1"] <= m["psds2"] <= 1.0  # scenario 2's tolerances are the looser
+    assert result["rules"]["dog"]["psds2"] > 0.1
+    assert "PSDS2" in out.out
     pngs = sorted(p.name for p in (root / "plots").glob("*.png"))
     assert pngs == ["curve_dog.png", "curve_siren_rule.png", "timeline_scene.png"]
 

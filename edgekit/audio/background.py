@@ -44,17 +44,28 @@ def audible_seconds(level_dbfs: Sequence[float] | np.ndarray, seconds_each: floa
     return float(np.count_nonzero(lv > SILENCE_DBFS)) * seconds_each
 
 
+class AudibleCounter:
+    """Audible seconds of int16 blocks fed one at a time (memory does not grow with the stream)."""
+
+    def __init__(self, rate: int = RATE):
+        self.rate = rate
+        self.frame = int(round(FRAME_SECONDS * rate))
+        self.carry = np.zeros(0, np.int16)
+        self.seconds = 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        x = np.concatenate([self.carry, np.asarray(block, np.int16)])
+        whole = len(x) - len(x) % self.frame
+        self.seconds += audible_seconds(levels(x[:whole], self.rate), FRAME_SECONDS)
+        self.carry = x[whole:]
+
+
 def audible_seconds_of(blocks: Iterable[np.ndarray], rate: int = RATE) -> float:
     """Audible seconds of a stream of int16 blocks (block by block: memory does not grow with it)."""
-    n = int(round(FRAME_SECONDS * rate))
-    carry = np.zeros(0, np.int16)
-    total = 0.0
+    counter = AudibleCounter(rate)
     for block in blocks:
-        x = np.concatenate([carry, np.asarray(block, np.int16)])
-        whole = len(x) - len(x) % n
-        total += audible_seconds(levels(x[:whole], rate), FRAME_SECONDS)
-        carry = x[whole:]
-    return total
+        counter.add(block)
+    return counter.seconds
 
 
 def needed_seconds(target_fa_per_hour: float) -> float:

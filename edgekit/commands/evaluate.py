@@ -6,7 +6,7 @@ import json
 import sys
 
 HELP = ("measure the config's rules on annotated recordings as alarms: events detected, false alarms per hour, "
-        "latency (DCASE's collar F1 beside them)")
+        "latency (DCASE's collar F1 and threshold-free PSDS beside them)")
 
 
 def add_arguments(p) -> None:
@@ -32,19 +32,24 @@ def table(ev) -> str:
     from edgekit.evaluate.metrics import AFTER, BEFORE
 
     head = f"{'rule':<18} {'label':<16} {'events':>6} {'det':>4} {'miss':>4} {'FA':>4} {'recall':>6} " \
-           f"{'FA/h':>6} {'p50 s':>6} {'p95 s':>6} | {'F1 on':>5} {'F1 on+off':>9}"
+           f"{'FA/h':>6} {'p50 s':>6} {'p95 s':>6} | {'F1 on':>5} {'F1 on+off':>9} {'PSDS1':>5} {'PSDS2':>5}"
     rows = [head, "-" * len(head)]
     for name, m in ev.rules.items():
         on = m.dcase_onset.f1 if m.dcase_onset else None
         onoff = m.dcase_onset_offset.f1 if m.dcase_onset_offset else None
+        p1, p2 = (ev.psds[k].per_class.get(name) if k in ev.psds else None for k in ("psds1", "psds2"))
         rows.append(f"{name[:18]:<18} {ev.labels[name][:16]:<16} {m.events:>6} {m.detected:>4} {m.missed:>4} "
                     f"{m.false_alarms:>4} {_fmt(m.recall):>6} {_fmt(m.false_alarms_per_hour, '.1f'):>6} "
-                    f"{_fmt(m.latency_p50):>6} {_fmt(m.latency_p95):>6} | {_fmt(on):>5} {_fmt(onoff):>9}")
+                    f"{_fmt(m.latency_p50):>6} {_fmt(m.latency_p95):>6} | {_fmt(on):>5} {_fmt(onoff):>9} "
+                    f"{_fmt(p1):>5} {_fmt(p2):>5}")
     hours = sum(ev.files.values()) / 3600
     rows.append(f"{len(ev.files)} recording(s), {hours * 60:.1f} min. An event is detected when its rule starts "
                 f"within {BEFORE:g} s before its onset to {AFTER:g} s after its offset; FA: a start away from every "
                 "such event of the label; FA/h: per hour of that audio; latency: first start - onset. "
-                "Secondary: DCASE event F1 (sed_eval, onset collar; onset+offset collars).")
+                "Secondary: DCASE event F1 (sed_eval, onset collar; onset+offset collars); threshold-free "
+                "PSDS of the scores each rule watches (DCASE scenarios 1 and 2, per rule"
+                + (f"; across rules {ev.psds['psds1'].value:.3f} and {ev.psds['psds2'].value:.3f}" if ev.psds else "")
+                + ").")
     return "\n".join(rows)
 
 

@@ -35,7 +35,6 @@ from edgekit.daemon import signals
 from edgekit.daemon.reload import reload
 from edgekit.daemon.notify import Notifier
 from edgekit.daemon.preflight import preflight
-from edgekit.params import FeatureParams
 from edgekit.daemon.settings import Config
 
 log = logging.getLogger("edgekit.service")
@@ -115,13 +114,9 @@ class Service:
         return replace(cfg, audio=audio)
 
     def _load_model(self, cfg: Config):
-        from edgekit.models.model import load_model
+        from edgekit.models.model import load_configured
 
-        params = FeatureParams().with_hop(cfg.audio.hop_seconds)
-        m = cfg.model
-        # Custom sounds score YAMNet's embedding: the model is loaded with it as a second output.
-        return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params,
-                          embedding=bool(cfg.sounds))
+        return load_configured(cfg.model, cfg.audio.hop_seconds, embedding=bool(cfg.sounds))
 
     def _sounds(self, cfg: Config, model) -> tuple:
         """The custom sounds the rules name, read afresh (a reload picks up a sound learned again);

@@ -68,15 +68,17 @@ def check_background(hours: float, target_fa_per_hour: float) -> int:
 
 
 def background_hours(background: Sequence[Scores]) -> float:
-    """Audible hours of recorded background: windows of digital silence do not count."""
-    return sum(audible_seconds(s.dbfs, s.hop) if len(s.dbfs) else 0.0 for s in background) / 3600.0
+    """Audible hours of recorded background, measured on its samples as ``sounds learn`` measures
+    its room (scores made without the audio, e.g. in a test, fall back on their windows' levels)."""
+    return sum(s.audible if s.audible is not None else audible_seconds(s.dbfs, s.hop) if len(s.dbfs) else 0.0
+               for s in background) / 3600.0
 
 
 def rule_track(scores: Scores, rule: Rule, labels: Sequence[str]) -> Scores:
     """The recording reduced to the rule's best label score per window, as one label "x"."""
     idx = sorted(rule_indices(rule, labels)[0])
     col = scores.scores[:, idx].max(axis=1, keepdims=True) if idx else np.zeros((len(scores.end), 1), np.float32)
-    return Scores(scores.end, col, scores.gated, scores.dbfs, scores.duration, scores.hop, scores.closed)
+    return replace(scores, scores=col)
 
 
 def _one(rule: Rule) -> Rule:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgekit.audio.background import AudibleCounter
 from edgekit.audio.files import iter_audio
 from edgekit.detect.detector import Detector
 from edgekit.detect.events import Event
@@ -37,17 +38,22 @@ class Scores:
     duration: float  # seconds of audio
     hop: float
     closed: float | None = None  # stream time the daemon's path closed the detector at (tail padding included)
+    # Seconds of the audio that are not digital silence, measured on its samples as `sounds learn`
+    # measures its room (edgekit.audio.background): the calibration budget's one measure.
+    audible: float | None = None
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, end=self.end, scores=self.scores, gated=self.gated, dbfs=self.dbfs,
                             duration=self.duration, hop=self.hop,
-                            closed=self.duration if self.closed is None else self.closed)
+                            closed=self.duration if self.closed is None else self.closed,
+                            audible=np.nan if self.audible is None else self.audible)
 
     @classmethod
     def load(cls, path: str | Path) -> "Scores":
         z = np.load(path)
+        audible = float(z["audible"]) if "audible" in z.files else np.nan
         return cls(z["end"], z["scores"], z["gated"], z["dbfs"], float(z["duration"]), float(z["hop"]),
-                   float(z["closed"]))
+                   float(z["closed"]), None if np.isnan(audible) else audible)
 
 
 class _Recorder:
@@ -81,8 +87,10 @@ def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: st
     pipe = Pipeline(model, recorder, frontend, min_dbfs, sounds=sounds)
     events: list[Event] = []
     pushed = 0
+    audible = AudibleCounter()
     for block in iter_audio(path):  # block by block: memory does not grow with the file
         pushed += len(block)
+        audible.add(block)
         events += pipe.push(block)
     events += pipe.flush()
     events += pipe.close()
@@ -95,7 +103,7 @@ def score_file(model, path: str | Path, rules: Sequence[Rule] = (), frontend: st
         else:
             rows[i] = r
     scores = Scores(np.asarray(recorder.end, np.float64), rows, gated, np.asarray(recorder.dbfs, np.float32),
-                    pushed / RATE, hop, pipe.stream_seconds)
+                    pushed / RATE, hop, pipe.stream_seconds, audible.seconds)
     return scores, events
 
 

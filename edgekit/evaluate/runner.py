@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from edgekit.audio.files import audio_seconds
-from edgekit.detect.rules import Rule
+from edgekit.detect.rules import Rule, rule_indices
 from edgekit.errors import AudioFileError, EvaluationError
-from edgekit.params import FeatureParams
 
 from .annotations import Annotation, Annotations, match_files
 from .metrics import WINDOW_SECONDS, Detection, RuleMetrics, rule_metrics
@@ -31,12 +30,22 @@ class Evaluation:
     scores: dict[str, Scores] = field(default_factory=dict)
     detections: dict[str, list[Detection]] = field(default_factory=dict)  # per rule, all files
     reference: list[Annotation] = field(default_factory=list)
+    psds: dict = field(default_factory=dict)  # scenario -> psds.Result (secondary; rules with events only)
 
     def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        from .psds import SCENARIOS
+
+        rules = {name: {**m.as_dict(), "label": self.labels[name],
+                        **{k: r.per_class.get(name) for k, r in self.psds.items()}}
+                 for name, m in self.rules.items()}
         return {
-            "rules": {name: {**m.as_dict(), "label": self.labels[name]} for name, m in self.rules.items()},
+            "rules": rules,
             "files": self.files,
             "problems": self.problems,
+            "psds": {k: {"value": r.value, "thresholds": r.thresholds, **asdict(SCENARIOS[k])}
+                     for k, r in self.psds.items()},
         }
 
 
@@ -71,13 +80,10 @@ def rule_labels(rules: Sequence[Rule], labels: set[str], mapping: dict[str, str]
 
 
 def model_for(config, hop: float | None = None):
-    """The daemon's model, loaded as the daemon loads it (see Service._load_model)."""
-    from edgekit.models.model import load_model
+    """The daemon's model, loaded as the daemon loads it (``hop``: another window hop)."""
+    from edgekit.models.model import load_configured
 
-    m = config.model
-    params = FeatureParams().with_hop(hop or config.audio.hop_seconds)
-    return load_model(m.model, m.device, labels=m.labels, fallback=m.fallback, params=params,
-                      embedding=bool(config.sounds))
+    return load_configured(config.model, hop or config.audio.hop_seconds, embedding=bool(config.sounds))
 
 
 def sounds_for(config, model) -> tuple:
@@ -96,7 +102,7 @@ def labels_for(config, model) -> tuple[str, ...]:
 
 def _cache_key(path: str, model, config) -> str:
     st = Path(path).stat()
-    key = f"v3|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
+    key = f"v4|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{model.path}|{model.params}|" \
           f"{config.model.frontend}|{config.audio.min_dbfs}|" \
           + "|".join(f"{n}:{Path(snd.path).stat().st_mtime_ns}" for n, snd in zip(config.sounds, sounds_for(config, model)))
     return hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -156,4 +162,22 @@ def evaluate(config, model, annotations: Annotations, recordings: Sequence[str],
     for r in config.rules:
         ref = [e for e in ev.reference if e.label == labels[r.name]]
         ev.rules[r.name] = rule_metrics(ref, per_rule[r.name], ev.files, onset_collar)
+    ev.psds = rule_psds(ev, config.rules, labels_for(config, model))
     return ev
+
+
+def rule_psds(ev: Evaluation, rules: Sequence[Rule], names: Sequence[str]) -> dict:
+    """Threshold-free PSDS (secondary) of what each rule watches: the highest of its labels' scores
+    per window, as the detector takes it. Rules whose label has no annotated event are left out."""
+    from .psds import score_psds
+
+    annotated = {e.label for e in ev.reference}
+    series = {}
+    for r in rules:
+        index, _ = rule_indices(r, names)
+        if index and ev.labels[r.name] in annotated:
+            series[r.name] = {f: (s.end, s.scores[:, index].max(axis=1), s.hop) for f, s in ev.scores.items()}
+    if not series:
+        return {}
+    truth = [(e.filename, e.onset, e.offset, e.label) for e in ev.reference]
+    return score_psds(truth, ev.files, series, {r: ev.labels[r] for r in series}, WINDOW_SECONDS)

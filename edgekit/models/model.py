@@ -245,6 +245,17 @@ def load_model(
         return load_model(cpu_model, "cpu", labels=labels, xnnpack=xnnpack, params=params, embedding=embedding)
 
 
+def load_configured(settings, hop_seconds: float, embedding: bool = False) -> Model:
+    """The model of a config's ``[model]`` section, loaded as the daemon loads it (the daemon, a
+    reload, ``evaluate`` and ``calibrate`` all come here, so they score with the same model).
+
+    ``settings``: anything with ``model``, ``device``, ``labels`` and ``fallback``;
+    ``embedding``: custom sounds score YAMNet's embedding, so the model gets it as a second output.
+    """
+    return load_model(settings.model, settings.device, labels=settings.labels, fallback=settings.fallback,
+                      params=FeatureParams().with_hop(hop_seconds), embedding=embedding)
+
+
 def open_model(path: Path, graph: Graph, data: bytes, dev: Device, names: tuple[str, ...] | None, *,
                xnnpack: bool = True, params: FeatureParams = FeatureParams(),
                timings: dict | None = None) -> Model:
