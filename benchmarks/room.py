@@ -7,7 +7,7 @@ children, planes, trains, air conditioning; a garden room: rain, wind, birds, th
 animals). Each room's recordings are put in a seeded order, whole recordings kept together (an
 ESC-50 or UrbanSound8K source recording, a speaker, a music track never lands on both sides),
 and cut in time: the earlier part is "what the user records with ``edgekit record``", the later
-part (>= TEST_MINUTES) is the test. Target clips from held-out folds (benchmarks/evaluate.py's
+part (>= TEST_MINUTES) is the test; ``--splits`` seeded orders give that many cuts per room. Target clips from held-out folds (benchmarks/evaluate.py's
 split: ESC-50 folds 4-5, UrbanSound8K fold 2, one smoke alarm recording) are mixed into the test
 part at 0-20 dB SNR, as evaluate.py does, in ``RENDERS`` seeded renders (more events, the same
 background); false alarms are counted on the test part without events.
@@ -24,7 +24,8 @@ of the other folds mixed into the calibration background at 0-20 dB, gap 2-6 s) 
 A length of L minutes supports a target of R = 60/L false alarms/h at best (the background rule,
 edgekit/audio/background.py); each fit asks for that R (rounded up to 0.01), as evaluate.py does.
 
-Usage: python benchmarks/room.py [--data ../shared/data] [--cache /var/tmp/edgekit-room-cache] [--out benchmarks/results]
+Usage: python benchmarks/room.py [--data ../shared/data] [--cache /var/tmp/edgekit-room-cache] [--splits 3]
+       [--out benchmarks/results] [--name room-DATE]
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def concat(files: list[Path], fade: float = 0.02) -> np.ndarray:
 
 
 def write(x: np.ndarray, path: Path) -> Path:
-    if not path.is_file() or sf.info(str(path)).frames != len(x):
-        sf.write(str(path), np.clip(x, -1.0, 32767 / 32768), RATE, subtype="PCM_16", format="FLAC")
+    # Always rewritten (a second or two): another seed gives other audio of the same length.
+    sf.write(str(path), np.clip(x, -1.0, 32767 / 32768), RATE, subtype="PCM_16", format="FLAC")
     return path
 
 
@@ -236,7 +237,7 @@ def run_unit(model, room: str, j: int, seed: int, every_bg: list[Path], b_cal: l
         tests.append((scored(model, Path(sc.path), cache), sc.events))
     others = [f for f in b_cal if recording(f) not in recs]  # anyone else's audio
     gen_path = cache / f"{room}-generic.flac"  # as evaluate.py's calibration background, less this room
-    if not gen_path.is_file():
+    if j == 0 or not gen_path.is_file():  # once per room and run: the same for every cut
         build(t_cal, others, gen_path, MixSpec(seed=base_seed + 1), with_events=False)
     gen = sf.read(str(gen_path), dtype="float32")[0]
     early_min = len(early) / RATE / 60
