@@ -94,7 +94,7 @@ def run(args) -> int:
         ref = [e for e in reference if e.label == rule.name]
         fitted[rule.name] = fit_rule(rule, labels_for(config, model), background, args.target_fa_per_hour,
                                      ex_scores if ref else None, ref)
-    print(f"{'rule':<18} {'enter':>5} {'release':>7} {'smoothing':>10} {'hold':>5} {'FA':>3} {'FA/h':>5} "
+    print(f"{'rule':<18} {'enter':>5} {'release':>7} {'smoothing':>10} {'hold':>5} {'FA':>3} {'new/h':>5} "
           f"{'recall':>6} {'mixtures':>8}")
     for name, f in fitted.items():
         r, m = f.rule, f.examples
@@ -102,15 +102,17 @@ def run(args) -> int:
         sm = r.smoothing if r.smoothing != "k_of_n" else f"{r.k}of{r.n}"
         sm = sm if r.smoothing != "mean" else f"mean{r.n}"
         print(f"{name[:18]:<18} {r.enter:>5.2f} {r.release:>7.3f} {sm:>10} {r.hold:>5g} {f.false_alarms:>3} "
-              f"{f.false_alarms_per_hour:>5.2f} {rec:>6} {m.events if m else 0:>8}")
-    print(f"fitted on {hours * 60:.1f} min of audible background; recall on the example clips mixed into it at "
+              f"{f.expected_per_hour:>5.2f} {rec:>6} {m.events if m else 0:>8}")
+    print(f"fitted on {hours * 60:.1f} min of audible background; FA: false alarms kept on it; new/h: about what to "
+          f"expect an hour on new audio of the room, (FA + 1)/hours; recall on the example clips mixed into it at "
           f"{args.snr} dB SNR (each clip several times)")
     note = (f"thresholds calibrated by edgekit calibrate: target {args.target_fa_per_hour:g} false alarms per hour per "
             f"rule,\non {hours * 60:.1f} min of audible background ({len(files)} files). Expected:")
     for name, f in fitted.items():
         m = f.examples
         n_clips = len(clips.get(name, ())) if examples else 0
-        note += (f"\n  {name}: {f.false_alarms_per_hour:.2f} false alarms/h on that background"
+        note += (f"\n  {name}: about {f.expected_per_hour:.2f} false alarms/h on new audio of that room "
+                 f"({f.false_alarms} on it)"
                  + (f", recall {m.recall:.2f} on {m.events} mixtures of {n_clips} clip{'s' if n_clips != 1 else ''} "
                     f"at {args.snr} dB SNR"
                     if m is not None and m.recall is not None else ", recall not measured (no --examples)"))

@@ -31,6 +31,21 @@ from .replay import Scores, detections, replay
 
 ENTERS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 SMOOTHINGS = (("none", 1, 1), ("k_of_n", 2, 3), ("mean", 1, 3))
+# Context over seconds rather than windows: alarms and knocks are patterns over seconds, so the fit
+# also tries the score's mean, and k of n windows, over the last CONTEXTS seconds.
+CONTEXTS = (1.0, 2.0)
+
+
+def smoothings_for(hop: float) -> tuple[tuple[str, int, int], ...]:
+    """SMOOTHINGS, and those over CONTEXTS seconds at this hop (where that is more than 3 windows)."""
+    more = []
+    for seconds in CONTEXTS:
+        n = min(100, int(round(seconds / hop)))
+        if n > 3:
+            more += [("mean", 1, n), ("k_of_n", max(2, n // 3), n)]
+    return SMOOTHINGS + tuple(more)
+
+
 # Holds tried with examples: 0 for short sounds; up to 5 s bridges a beeping alarm's or a dog's
 # pauses, so one sound stays one event (and its offset is matched), without merging sounds
 # that are usually further apart.
@@ -45,12 +60,19 @@ class Fitted:
     background_hours: float
     examples: RuleMetrics | None  # on the examples mixed into the background (None: no examples)
 
+    @property
+    def expected_per_hour(self) -> float:
+        """False alarms an hour to expect on new audio of the room: (k + 1)/h for k kept on h hours
+        (the threshold sits just above the (k+1)-th peak; see edgekit.audio.background)."""
+        return (self.false_alarms + 1) / self.background_hours if self.background_hours > 0 else float("inf")
+
     def as_dict(self) -> dict:
         r = self.rule
         return {
             "enter": r.enter, "release": r.release, "smoothing": r.smoothing, "k": r.k, "n": r.n, "hold": r.hold,
             "false_alarms": self.false_alarms, "false_alarms_per_hour": self.false_alarms_per_hour,
             "background_hours": self.background_hours,
+            "expected_per_hour_on_new_audio": self.expected_per_hour,
             "recall": self.examples.recall if self.examples else None,
             "examples": self.examples.events if self.examples else 0,
             "detected": self.examples.detected if self.examples else 0,
@@ -99,7 +121,7 @@ def with_enter(rule: Rule, enter: float, ratio: float) -> Rule:
 
 def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], target_fa_per_hour: float,
              examples: Scores | None = None, reference: Sequence[Annotation] = (),
-             smoothings: Sequence[tuple[str, int, int]] = SMOOTHINGS, holds: Sequence[float] | None = None,
+             smoothings: Sequence[tuple[str, int, int]] | None = None, holds: Sequence[float] | None = None,
              ) -> Fitted:
     hours = background_hours(background)
     allowed = check_background(hours, target_fa_per_hour)
@@ -108,6 +130,8 @@ def fit_rule(rule: Rule, labels: Sequence[str], background: Sequence[Scores], ta
     ex = rule_track(examples, rule, labels) if examples is not None else None
     if ex is None:
         smoothings = [(rule.smoothing, rule.k, rule.n)]
+    elif smoothings is None:
+        smoothings = smoothings_for(ex.hop)
     holds = sorted({rule.hold, *(holds if holds is not None else (HOLDS if ex is not None else ()))})
     best: tuple | None = None
     for smoothing, k, n in smoothings:
