@@ -124,7 +124,7 @@ def write_attribution(path: Path, windows: int, meta: dict, licences: dict[str, 
     lines = [
         "# Shipped negatives: attribution", "",
         f"`negatives.npz` holds {windows} int8 YAMNet embeddings ({meta['model']}, {meta['hop_seconds']} s hop; no audio) "
-        "computed by", "`scripts/make_sounds_bank.py` from the recordings below, under the Creative Commons",
+        "computed by", f"`scripts/make_sounds_bank.py` from the recordings below, {'' if cc0 else 'all '}under the Creative Commons",
         "Attribution 4.0 licence (https://creativecommons.org/licenses/by/4.0/)"
         + (" or dedicated to the public domain under CC0 1.0" if cc0 else "") + ". Embeddings are derived",
         "material; they are redistributed under the same licence with this attribution.", "",

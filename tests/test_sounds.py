@@ -294,6 +294,17 @@ def test_bank_script_refuses_a_cc0_folder_without_the_listed_files(tmp_path, cap
     assert not (tmp_path / "negatives.npz").exists()
 
 
+def test_attribution_of_a_bank_with_cc0_samples_names_each_original(tmp_path):
+    script = bank_script()
+    cc0 = script.cc0_files()[:3]
+    meta = {"model": "yamnet.tflite", "hop_seconds": 0.48, "files": ["background/noise/a.flac"]}
+    script.write_attribution(tmp_path / "ATTRIBUTION.md", 9, meta, {"background/noise/a.flac": "CC BY 4.0"}, cc0)
+    text = (tmp_path / "ATTRIBUTION.md").read_text()
+    assert "a.flac (CC BY 4.0)" in text and "Sonic Pi" in text and "CC0 1.0" in text
+    for r in cc0:
+        assert f"- {r['file']} (CC0 1.0; {r['kind']}): {r['source']}" in text
+
+
 def test_a_candidate_bank_reads_like_the_shipped_one():
     from edgekit.sounds.bank import read_bank
 
