@@ -14,7 +14,7 @@ Background files the shipped negatives bank was made from never appear in a room
 Hyper-parameters were chosen with ``--classes dev`` (ESC-50 classes outside the benchmark), never
 on the benchmark classes. Embeddings are cached in a temporary directory, not in the repository.
 
-    EDGEKIT_TEST_DATA=../shared/data OPENBLAS_NUM_THREADS=1 python benchmarks/sounds.py [--classes dev] [--k 1 3 5 10]
+    EDGEKIT_TEST_DATA=../shared/data OPENBLAS_NUM_THREADS=1 python benchmarks/sounds.py [--classes dev] [--k 1 3 5 10] [--bank NPZ]
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgekit.audio.background import audible_seconds_of  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
+from bankswap import use_bank  # noqa: E402
 from edgekit.sounds.bank import load_bank  # noqa: E402
 from edgekit.sounds.embed import Embedded, Embedder  # noqa: E402
 from edgekit.sounds.examples import check_examples  # noqa: E402
@@ -127,6 +129,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=DRAWS)
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "edgekit-sounds-bench"))
     ap.add_argument("--out", default=None, help="write the JSON record here")
+    ap.add_argument("--bank", default=None, help="a candidate negatives bank (scripts/make_sounds_bank.py --out)")
     ap.add_argument("--like", action="store_true", help="also train heads combined with the stock label(s), at k=5")
     ap.add_argument("--option", action="append", default=[], help="TrainOptions override, e.g. c=0.05")
     ap.add_argument("--cost", action="store_true", help="measure k=10 training time and a head's per-window cost "
@@ -145,7 +148,7 @@ def main() -> None:
     embedder = Embedder(data / "models" / "yamnet.tflite")
     cache = Cache(embedder, Path(args.cache))
     labels = embedder.labels
-    bank = load_bank()
+    bank = use_bank(args.bank)
     bank_files = set(bank.meta["files"]) if bank else set()
     overrides = {}
     for o in args.option:

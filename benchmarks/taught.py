@@ -10,7 +10,7 @@ config without ``enter`` gets), scored by `evaluate`'s headline. Variants: the h
 head with the stock label's score as a feature (``--like``). Beside them: the calibrated YAMNet
 label on the same scores. Several draws of the clips (the soundscapes are fixed by the seed).
 
-Usage: python benchmarks/taught.py [--k 5] [--draws 3] [--cache DIR] [--out JSON]
+Usage: python benchmarks/taught.py [--k 5] [--draws 3] [--cache DIR] [--out JSON] [--bank NPZ]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import evaluate as bench  # noqa: E402  (benchmarks/evaluate.py: its splits, soundscapes and measures)
+from bankswap import use_bank  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.detect.pipeline import labels_with_sounds  # noqa: E402
 from edgekit.detect.rules import Rule  # noqa: E402
@@ -52,7 +53,9 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seed", type=int, default=2026, help="the soundscapes' seed (benchmarks/evaluate.py's)")
+    ap.add_argument("--bank", default=None, help="a candidate negatives bank (scripts/make_sounds_bank.py --out)")
     args = ap.parse_args()
+    bank = use_bank(args.bank)
     data, cache = Path(args.data), Path(args.cache)
     events = data / "events"
     cache.mkdir(parents=True, exist_ok=True)
@@ -108,6 +111,7 @@ def main() -> int:
         "model": "yamnet_spectra_in.tflite (fixed-point front end), hop 0.1 s, volume gate -70 dBFS",
         "k": args.k, "draws": args.draws, "seed": args.seed, "target_fa_per_hour": target,
         "calibration_background_minutes": hours * 60, "results": results,
+        "bank": args.bank or "shipped", "bank_windows": len(bank) if bank else 0,
     }
     text = markdown(record)
     print(text)

@@ -243,6 +243,76 @@ def test_bank_is_small_openly_licensed_and_attributed():
         licences = {r["path"]: r["licence"] for r in csv.DictReader(open(manifest, newline=""))}
         for f in bank.meta["files"]:
             assert licences[f].startswith("CC BY 4.0"), (f, licences[f])
+    # CC0 samples (scripts/sounds_bank_cc0.csv): each listed in ATTRIBUTION.md with its licence and original.
+    cc0 = {r["file"]: r for r in bank_script().cc0_files()}
+    lines = {line.split(" ", 2)[1]: line for line in attribution.splitlines() if line.startswith("- ")}
+    for f in bank.meta.get("cc0_files", []):
+        assert f in cc0 and f in lines, f
+        assert "CC0" in lines[f] and cc0[f]["source"] in lines[f], lines[f]
+    assert set(bank.sources) <= set(bank.meta["files"]) | set(bank.meta.get("cc0_files", []))
+
+
+def bank_script():
+    """scripts/make_sounds_bank.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_sounds_bank.py"
+    spec = importlib.util.spec_from_file_location("make_sounds_bank", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cc0_manifest_lists_only_public_domain_samples_with_their_originals():
+    rows = bank_script().cc0_files()
+    names = [r["file"] for r in rows]
+    assert len(names) == len(set(names)) and len(rows) >= 100
+    for r in rows:
+        assert r["licence"] == "CC0 1.0" and r["file"].endswith(".flac") and r["kind"], r
+        # freesound.org originals, or (arovane_*) the donation stated in Sonic Pi's samples README
+        assert r["source"].startswith("https://freesound.org/people/") or (
+            r["file"].startswith("arovane_") and "sonic-pi" in r["source"]), r
+
+
+def test_cc0_windows_spread_over_files_bounded_and_deterministic():
+    spread = bank_script().spread
+    counts = [1, 30, 2, 5, 1, 9, 3]
+    picks = spread(counts, 3, 12)
+    assert picks == spread(counts, 3, 12) and len(picks) == 12
+    assert {f for f, _ in picks} == set(range(len(counts)))  # every file before any file's second window
+    for f, n in enumerate(counts):
+        mine = [i for g, i in picks if g == f]
+        assert len(mine) == len(set(mine)) <= 3 and all(0 <= i < n for i in mine)
+    assert len(spread(counts, 3, 1000)) == sum(min(n, 3) for n in counts)  # the per-file cap
+    assert len(spread(counts, 3, 4)) == 4
+
+
+def test_bank_script_refuses_a_cc0_folder_without_the_listed_files(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        bank_script().main(["--cc0", str(tmp_path), "--out", str(tmp_path / "negatives.npz")])
+    assert "files are missing" in str(err.value) and "etc/samples" in str(err.value)
+    assert not (tmp_path / "negatives.npz").exists()
+
+
+def test_attribution_of_a_bank_with_cc0_samples_names_each_original(tmp_path):
+    script = bank_script()
+    cc0 = script.cc0_files()[:3]
+    meta = {"model": "yamnet.tflite", "hop_seconds": 0.48, "files": ["background/noise/a.flac"]}
+    script.write_attribution(tmp_path / "ATTRIBUTION.md", 9, meta, {"background/noise/a.flac": "CC BY 4.0"}, cc0)
+    text = (tmp_path / "ATTRIBUTION.md").read_text()
+    assert "a.flac (CC BY 4.0)" in text and "Sonic Pi" in text and "CC0 1.0" in text
+    for r in cc0:
+        assert f"- {r['file']} (CC0 1.0; {r['kind']}): {r['source']}" in text
+
+
+def test_a_candidate_bank_reads_like_the_shipped_one():
+    from edgekit.sounds.bank import read_bank
+
+    shipped = load_bank()
+    path = Path(__file__).resolve().parents[1] / "edgekit" / "sounds" / "data" / "negatives.npz"
+    again = read_bank(path)
+    assert again.embeddings.dtype == np.float32 and np.array_equal(again.embeddings, shipped.embeddings)
+    assert again.sources == shipped.sources
 
 
 # --- learning on real audio ----------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -31,11 +33,16 @@ class Bank:
 def load_bank() -> Bank | None:
     """The shipped bank, or None when the package was installed without its data."""
     try:
-        ref = resources.files("edgekit.sounds") / "data" / BANK_FILE
-        with ref.open("rb") as f, np.load(f, allow_pickle=False) as z:
-            codes = np.asarray(z["codes"], np.int8)
-            meta = json.loads(str(z["meta"]))
+        with (resources.files("edgekit.sounds") / "data" / BANK_FILE).open("rb") as f:
+            return read_bank(f)
     except (FileNotFoundError, OSError, KeyError, ValueError):
         return None
+
+
+def read_bank(f: BinaryIO | str | Path) -> Bank:
+    """A bank written by ``scripts/make_sounds_bank.py`` (the benchmarks compare candidates with it)."""
+    with np.load(f, allow_pickle=False) as z:
+        codes = np.asarray(z["codes"], np.int8)
+        meta = json.loads(str(z["meta"]))
     emb = ((codes.astype(np.float32) - meta["zero_point"]) * np.float32(meta["scale"])).astype(np.float32)
     return Bank(emb, tuple(meta["sources"]), meta)
