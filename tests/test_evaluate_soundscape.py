@@ -97,3 +97,31 @@ def test_a_background_longer_than_a_block_is_rendered_whole_with_only_its_edges_
     want[-320:] *= ramp[::-1]
     np.testing.assert_allclose(y[: len(x)], want * s.scale, atol=1.5 / 32768)
     assert not np.any(y[len(x):])
+
+
+def test_a_failed_build_leaves_the_previous_file_whole_and_no_part_file(folders, tmp_path, monkeypatch):
+    """The soundscape is written beside its name and renamed into place: another run reading a shared
+    cache never sees half a file, and an interrupted build keeps the previous one."""
+    from edgekit.evaluate import soundscape
+
+    spec = MixSpec(seed=3, gap=(1.0, 3.0))
+    build(folders / "targets", [folders / "bg"], tmp_path / "a.flac", spec, tsv=tmp_path / "a.tsv")
+    before = (tmp_path / "a.flac").read_bytes(), (tmp_path / "a.tsv").read_bytes()
+    real = soundscape._background
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise OSError("disk went away")
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(soundscape, "_background", counting)
+    fail_at = 0
+    build(folders / "targets", [folders / "bg"], tmp_path / "count.flac", MixSpec(seed=9))
+    (tmp_path / "count.flac").unlink()
+    fail_at, calls[:] = len(calls), []  # the last recording rendered: part of the new file is written
+    with pytest.raises(OSError):
+        build(folders / "targets", [folders / "bg"], tmp_path / "a.flac", MixSpec(seed=9), tsv=tmp_path / "a.tsv")
+    assert ((tmp_path / "a.flac").read_bytes(), (tmp_path / "a.tsv").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flac", "a.tsv"]

@@ -15,6 +15,8 @@ If the loudest sums could clip, everything is scaled down by one factor (SNRs un
 from __future__ import annotations
 
 import csv
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -242,21 +244,35 @@ def build(targets: str | Path | dict[str, list[Path]], background: Sequence[str 
         w.write(np.clip(x * scale, -1.0, 32767 / 32768))
         pos += len(x)
 
-    with sf.SoundFile(str(out), "w", RATE, 1, subtype="PCM_16", format=fmt) as w:
-        for f, n, left in plan:
-            start = pos
-            for x in _background(f, spec.fade, left):
-                write(w, x[: start + n - pos])
-            if pos < start + n:
-                write(w, np.zeros(start + n - pos, np.float32))
+    # Written beside the target and renamed into place: a reader (another run sharing a cache, a
+    # scorer) never sees half a file, and a failed build leaves the previous one as it was.
+    with _replacing(out) as part:
+        with sf.SoundFile(str(part), "w", RATE, 1, subtype="PCM_16", format=fmt) as w:
+            for f, n, left in plan:
+                start = pos
+                for x in _background(f, spec.fade, left):
+                    write(w, x[: start + n - pos])
+                if pos < start + n:
+                    write(w, np.zeros(start + n - pos, np.float32))
     mixed = tuple(e for *_, e in events) if with_events else ()
     if tsv is not None:
         write_tsv(tsv, out.name, mixed)
     return Soundscape(str(out), total / RATE, mixed, scale)
 
 
+@contextmanager
+def _replacing(path: Path):
+    """A temporary name beside ``path``, renamed over it when the block succeeds, removed otherwise."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield part
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def write_tsv(path: str | Path, filename: str, events: Sequence[MixedEvent]) -> None:
-    with open(path, "w", newline="") as f:
+    with _replacing(Path(path)) as part, open(part, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label", "snr_db", "source"])
         if not events:
