@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from evaluate import HOP, TARGETS, run_rule, scored, split_background, split_targets  # noqa: E402
 
+from edgekit.audio.background import false_alarm_budget  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
 from edgekit.detect.rules import Rule  # noqa: E402
 from edgekit.errors import CalibrationError  # noqa: E402
@@ -409,9 +410,10 @@ def markdown(rec: dict) -> str:
                      f"better in {v['better']}, worse in {v['worse']} of {7 * len(units)}")
     lines += ["", "Does the fit keep its promise? False alarms per hour (mean over rules) on the background it was "
               "fitted on, against the test parts without events; beside them (k+1)/hours, k the false alarms its "
-              "budget allowed (floor(target x hours)): what a threshold set just above the (k+1)-th highest peak of a "
-              "sample is expected to give on new audio of the same kind (order statistics: a new peak is equally "
-              "likely to fall at any rank); and the kinds of recording the test false alarms fell in:", ""]
+              "budget allowed (edgekit.audio.background.false_alarm_budget: floor(target x hours) - 1): what a "
+              "threshold set just above the (k+1)-th highest peak of a sample is expected to give on new audio of "
+              "the same kind (order statistics: a new peak is equally likely to fall at any rank), at most the "
+              "target; and the kinds of recording the test false alarms fell in:", ""]
     for c in rec["pooled"]:
         fit_fa = fit_h = test_fa = test_h = 0.0
         expect: list[float] = []  # (k + 1) / hours per fit, k = the false alarms its budget allowed
@@ -423,7 +425,7 @@ def markdown(rec: dict) -> str:
                 fit_fa += m["calibration"]["false_alarms"]
                 fit_h += m["calibration"]["background_hours"]
                 h = m["calibration"]["background_hours"]
-                expect.append((math.floor(r["conditions"][c]["target"] * h + 1e-9) + 1) / h)
+                expect.append((false_alarm_budget(h * 3600, r["conditions"][c]["target"]) + 1) / h)
                 test_fa += m["fa_background"]
                 test_h += m["background_hours"]
                 for k in m.get("fa_background_in", []):
