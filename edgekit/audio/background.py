@@ -10,8 +10,8 @@ One rule, used by ``edgekit calibrate`` and ``edgekit sounds learn`` alike:
   never less than :data:`MIN_SECONDS` whatever R: with less, a single false alarm already
   breaks the claim, so the rate cannot be estimated.
 - **The fit may keep k = floor(R x hours) - 1 false alarms on it.** A threshold set just above the
-  (k+1)-th highest peak of h hours of a room meets, on new audio of that room, a new peak above it
-  with chance (k+1)/(n+1) per peak: about (k+1)/h false alarms an hour, not k/h (order statistics;
+  (k+1)-th highest of the n peaks in h hours of a room meets, on new audio of that room, a new
+  peak above it with chance (k+1)/(n+1): about (k+1)/h false alarms an hour, not k/h (order statistics;
   measured by benchmarks/room.py before this rule: fits allowed k landed on (k+1)/h). With one
   less, the expected rate on new audio, floor(R x h)/h, is at most R. At the minimum length no
   false alarm is kept: the threshold clears every peak of the recording.
