@@ -178,24 +178,39 @@ def measure(rule: Rule, labels, test: Scores, bg: Scores, ref: list[Annotation])
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, cache: str) -> argparse.ArgumentParser:
+    """The options every benchmark on the events data shares (this one, room.py)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("EDGEKIT_TEST_DATA", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "edgekit-evaluate-bench"))
+    ap.add_argument("--cache", default=cache)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--test-minutes", type=float, help="default: all of the test background (30.8 min)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--markdown-from", metavar="JSON", help="only rewrite the Markdown of an earlier record")
-    args = ap.parse_args()
+    return ap
+
+
+def start(ap: argparse.ArgumentParser, args, markdown) -> tuple[Path, Path] | None:
+    """(events folder, cache folder) to run with; None when ``--markdown-from`` only rewrote a record."""
     if args.markdown_from:
         rec = json.loads(Path(args.markdown_from).read_text())
         Path(args.markdown_from).with_suffix(".md").write_text(markdown(rec))
-        return 0
-    data, cache = Path(args.data), Path(args.cache)
-    events = data / "events"
+        return None
+    events, cache = Path(args.data) / "events", Path(args.cache)
     if not events.is_dir():
         ap.error(f"{events}: no such folder; pass --data or set EDGEKIT_TEST_DATA to the shared data folder")
     cache.mkdir(parents=True, exist_ok=True)
+    return events, cache
+
+
+def main() -> int:
+    ap = arguments(__doc__, str(Path(tempfile.gettempdir()) / "edgekit-evaluate-bench"))
+    ap.add_argument("--test-minutes", type=float, help="default: all of the test background (30.8 min)")
+    args = ap.parse_args()
+    paths = start(ap, args, markdown)
+    if paths is None:
+        return 0
+    events, cache = paths
+    data = events.parent
 
     t_test, t_cal = split_targets(events)
     b_test, b_cal = split_background(events)

@@ -30,10 +30,8 @@ Usage: python benchmarks/room.py [--data ../shared/data] [--cache /var/tmp/edgek
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -46,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from evaluate import HOP, TARGETS, run_rule, scored, split_background, split_targets  # noqa: E402
+from evaluate import HOP, TARGETS, arguments, run_rule, scored, split_background, split_targets, start  # noqa: E402
 
 from edgekit.audio.background import false_alarm_budget  # noqa: E402
 from edgekit.audio.files import read_audio  # noqa: E402
@@ -288,24 +286,15 @@ def paired(rooms: dict, a: str, b: str) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("EDGEKIT_TEST_DATA", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--cache", default="/var/tmp/edgekit-room-cache")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--seed", type=int, default=2026)
+    ap = arguments(__doc__, "/var/tmp/edgekit-room-cache")
     ap.add_argument("--splits", type=int, default=3, help="seeded orders of each room's recordings (cuts in time)")
     ap.add_argument("--name", default="room", help="record name: OUT/NAME.json and .md")
-    ap.add_argument("--markdown-from", metavar="JSON", help="only rewrite the Markdown of an earlier record")
     args = ap.parse_args()
-    if args.markdown_from:
-        rec = json.loads(Path(args.markdown_from).read_text())
-        Path(args.markdown_from).with_suffix(".md").write_text(markdown(rec))
+    paths = start(ap, args, markdown)
+    if paths is None:
         return 0
-    data, cache = Path(args.data), Path(args.cache)
-    events = data / "events"
-    if not events.is_dir():
-        ap.error(f"{events}: no such folder; pass --data or set EDGEKIT_TEST_DATA to the shared data folder")
-    cache.mkdir(parents=True, exist_ok=True)
+    events, cache = paths
+    data = events.parent
     t0 = time.perf_counter()
 
     t_test, t_cal = split_targets(events)
